@@ -1,0 +1,89 @@
+"""Pulling a school's registers from its MIS into the landing area.
+
+Each connector copies what it pulled, untouched, to
+``<landing>/<urn>/<extract date>/`` with a checksum manifest: the landing copy
+is immutable evidence of what the school sent, and what validation and
+quarantine refer to.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import School
+
+EXPORT_FILES = ("marks.csv", "pupils.csv", "enrolments.csv")
+
+
+class ExtractError(RuntimeError):
+    """The school's data could not be pulled: nothing lands, the school is marked failed."""
+
+
+@dataclass(frozen=True)
+class LandedBatch:
+    school_urn: str
+    extract_date: dt.date
+    folder: Path
+
+    def file(self, name: str) -> Path:
+        return self.folder / name
+
+    def to_dict(self) -> dict:
+        return {"school_urn": self.school_urn, "extract_date": self.extract_date.isoformat(), "folder": str(self.folder)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LandedBatch":
+        return cls(d["school_urn"], dt.date.fromisoformat(d["extract_date"]), Path(d["folder"]))
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _land(school: School, extract_date: dt.date, files: dict[str, Path], landing_root: Path) -> LandedBatch:
+    folder = landing_root / school.urn / extract_date.isoformat()
+    staging = folder.with_name(folder.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    manifest = {"school_urn": school.urn, "extract_date": extract_date.isoformat(), "source": school.source["type"],
+                "landed_at": dt.datetime.now(dt.timezone.utc).isoformat(), "files": {}}
+    for name, src in files.items():
+        shutil.copyfile(src, staging / name)
+        manifest["files"][name] = {"sha256": sha256(staging / name), "bytes": (staging / name).stat().st_size}
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    if folder.exists():  # a re-run of the same night replaces its landing copy
+        shutil.rmtree(folder)
+    staging.rename(folder)  # atomic: a half-copied batch is never seen as landed
+    return LandedBatch(school.urn, extract_date, folder)
+
+
+def extract_csv_drop(school: School, extract_date: dt.date, landing_root: Path) -> LandedBatch:
+    """A folder where the school's MIS export lands each night: ``<path>/<YYYY-MM-DD>/*.csv``."""
+    export = Path(school.source["path"]) / extract_date.isoformat()
+    if not export.is_dir():
+        raise ExtractError(f"school {school.urn} ({school.name}): no export for {extract_date} in {export}")
+    missing = [name for name in EXPORT_FILES if not (export / name).is_file()]
+    if missing:
+        raise ExtractError(f"school {school.urn} ({school.name}): export {export} lacks {', '.join(missing)}")
+    return _land(school, extract_date, {name: export / name for name in EXPORT_FILES}, landing_root)
+
+
+CONNECTORS = {"csv_drop": extract_csv_drop}
+
+
+def extract(school: School, extract_date: dt.date, landing_root: Path) -> LandedBatch:
+    source_type = school.source.get("type")
+    try:
+        connector = CONNECTORS[source_type]
+    except KeyError:
+        raise ExtractError(f"school {school.urn}: unknown source type {source_type!r}; known: {sorted(CONNECTORS)}") from None
+    return connector(school, extract_date, landing_root)

@@ -1,0 +1,296 @@
+"""Proving a landed batch is sound before it reaches the warehouse.
+
+Two layers. Parsing turns each CSV into a typed frame and refuses files that
+cannot be read at all (wrong encoding, missing or unexpected columns, ragged
+rows). Then Great Expectations runs the suites in ``expectations/`` as real
+checkpoints, with the valid code sets read from the dbt code seed. Every
+failure names the school, file, line and rule; ``critical`` failures
+quarantine the batch, ``warning`` ones load it and go in the exception report.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from .calendar import academic_year_start
+from .codes import CODES_2024_IN_FORCE_FROM, codes_valid_between
+from .paths import EXPECTATIONS_DIR, var_dir
+from .sources import LandedBatch
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+# The export layout (README, "CSV export drop"): exact column sets.
+LAYOUT = {
+    "marks.csv": ["school_urn", "pupil_id", "session_date", "session", "mark", "minutes_late", "comment"],
+    "pupils.csv": [
+        "school_urn", "pupil_id", "upn", "legal_forename", "legal_surname", "date_of_birth", "sex", "ethnicity",
+        "year_group", "form", "pupil_premium", "fsm", "fsm6", "sen_provision", "eal", "looked_after",
+        "previously_looked_after", "child_in_need", "child_protection_plan",
+    ],
+    "enrolments.csv": ["school_urn", "pupil_id", "admission_date", "leaving_date", "enrolment_status"],
+}
+SUITE_FOR_FILE = {"marks.csv": "register_marks", "pupils.csv": "pupils", "enrolments.csv": "enrolments"}
+BOOLEAN_COLUMNS = ("pupil_premium", "fsm", "fsm6", "eal", "looked_after", "previously_looked_after",
+                   "child_in_need", "child_protection_plan")
+TRUE_WORDS, FALSE_WORDS = {"y", "yes", "true", "t", "1"}, {"n", "no", "false", "f", "0"}
+MISSING_MARKS = {"", "-"}
+MAX_LISTED_ROWS = 20
+MAX_FIELD_CHARS = 500
+HISTORY_ACADEMIC_YEARS = 2  # an extract may carry the previous academic year as well as the current one
+
+
+@dataclass
+class Finding:
+    severity: str  # "critical" quarantines the batch; "warning" loads it and is reported
+    school_urn: str
+    file: str
+    rule: str
+    check: str
+    lines: list[int] = field(default_factory=list)
+    values: list[str] = field(default_factory=list)
+    count: int = 0
+
+    def message(self) -> str:
+        where = ""
+        if self.lines:
+            shown = ", ".join(str(n) for n in self.lines[:MAX_LISTED_ROWS])
+            more = f" and {self.count - len(self.lines[:MAX_LISTED_ROWS])} more" if self.count > MAX_LISTED_ROWS else ""
+            where = f", line{'s' if self.count > 1 else ''} {shown}{more}"
+        values = f" (values: {', '.join(repr(v) for v in self.values[:5])})" if self.values else ""
+        return f"school {self.school_urn}, {self.file}{where}: {self.rule} [{self.check}]{values}"
+
+
+@dataclass
+class ValidationReport:
+    school_urn: str
+    extract_date: str
+    findings: list[Finding] = field(default_factory=list)
+    data_docs: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not any(f.severity == "critical" for f in self.findings)
+
+    def critical(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "critical"]
+
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    def to_dict(self) -> dict:
+        return {"school_urn": self.school_urn, "extract_date": self.extract_date, "passed": self.passed,
+                "data_docs": self.data_docs, "findings": [asdict(f) | {"message": f.message()} for f in self.findings]}
+
+
+class ParseError(ValueError):
+    def __init__(self, finding: Finding):
+        super().__init__(finding.message())
+        self.finding = finding
+
+
+def read_export(path: Path, school_urn: str) -> pd.DataFrame:
+    """Read one export CSV as strings; UTF-8 (with or without BOM) or Windows-1252; any line endings."""
+    name = path.name
+    expected = LAYOUT[name]
+
+    def fail(rule: str, lines: list[int] | None = None, values: list[str] | None = None) -> ParseError:
+        return ParseError(Finding("critical", school_urn, name, rule, "parse", lines or [], values or [], len(lines or []) or 1))
+
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise fail("the file is empty")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:4096]:
+        raise fail("the file is not text in UTF-8 or Windows-1252 (looks like UTF-16); re-export as CSV UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="strict") if _is_cp1252(raw) else None
+        if text is None:
+            raise fail("the file is neither UTF-8 nor Windows-1252 text") from None
+    import io
+
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
+                            skipinitialspace=False, engine="c")
+    except pd.errors.ParserError as exc:
+        line = _line_from_parser_error(str(exc))
+        raise fail(f"the file is not well-formed CSV ({exc})".strip(), [line] if line else []) from None
+    header = [c.strip() for c in frame.columns]
+    frame.columns = header
+    if header and len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
+        raise fail("the file is not comma-separated (wrong delimiter)", [1], [header[0][:80]])
+    missing = [c for c in expected if c not in header]
+    extra = [c for c in header if c not in expected]
+    if missing or extra:
+        parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected column(s) {', '.join(extra)}"] if extra else [])
+        raise fail("header does not match the export layout: " + "; ".join(parts), [1])
+    if frame.empty:
+        raise fail("the file has a header but no rows", [1])
+    if text.rstrip("\r\n") and not text.endswith(("\n", "\r")):
+        # A last line with no newline is how a truncated transfer looks: check its field count.
+        last = text.rsplit("\n", 1)[-1]
+        if last.count(",") < len(expected) - 1 or last.count('"') % 2:
+            raise fail("the file ends mid-row (truncated transfer)", [len(frame) + 1])
+    too_long = frame.apply(lambda col: col.str.len() > MAX_FIELD_CHARS).to_numpy().nonzero()[0]
+    if len(too_long):
+        lines = sorted({int(i) + 2 for i in too_long})
+        raise fail(f"a field is longer than {MAX_FIELD_CHARS} characters", lines)
+    return frame.apply(lambda col: col.str.strip())
+
+
+def _is_cp1252(raw: bytes) -> bool:
+    try:
+        raw.decode("cp1252")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _line_from_parser_error(message: str) -> int | None:
+    import re
+
+    match = re.search(r"line (\d+)", message)
+    return int(match.group(1)) if match else None
+
+
+def _normalise(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    marks, pupils, enrolments = frames["marks.csv"], frames["pupils.csv"], frames["enrolments.csv"]
+    marks["session"] = marks["session"].str.upper()
+    # Typed copy of the date for range checks (unparseable dates become null; the regex check reports them).
+    marks["session_day"] = pd.to_datetime(marks["session_date"], format="%Y-%m-%d", errors="coerce").dt.date
+    marks["mark"] = marks["mark"].where(~marks["mark"].isin(MISSING_MARKS), None)
+    marks["minutes_late"] = marks["minutes_late"].where(marks["minutes_late"] != "", None)
+    for column in BOOLEAN_COLUMNS:
+        lowered = pupils[column].str.lower()
+        pupils[column] = lowered.map(lambda v: True if v in TRUE_WORDS else False if v in FALSE_WORDS else v).astype(object)
+    enrolments["leaving_date"] = enrolments["leaving_date"].where(enrolments["leaving_date"] != "", None)
+    enrolments["pupil_known"] = enrolments["pupil_id"].isin(set(pupils["pupil_id"]))
+    marks["pupil_on_roll"] = _marks_within_enrolment(marks, enrolments)
+    return frames
+
+
+def _marks_within_enrolment(marks: pd.DataFrame, enrolments: pd.DataFrame) -> pd.Series:
+    """True where the mark's date lies in [admission, leaving] of one of the pupil's enrolments."""
+    spans = enrolments[["pupil_id", "admission_date", "leaving_date"]].copy()
+    spans["leaving_date"] = spans["leaving_date"].fillna("9999-12-31")
+    keyed = marks[["pupil_id", "session_date"]].reset_index()
+    joined = keyed.merge(spans, on="pupil_id", how="left")
+    inside = (joined["admission_date"] <= joined["session_date"]) & (joined["session_date"] <= joined["leaving_date"])
+    on_roll = inside.groupby(joined["index"]).any()
+    return on_roll.reindex(marks.index, fill_value=False)
+
+
+@lru_cache(maxsize=None)
+def load_suite_document(name: str) -> dict:
+    return json.loads((EXPECTATIONS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def suite_parameters(school_urn: str, extract_date: dt.date) -> dict:
+    earliest = dt.date(academic_year_start(extract_date - dt.timedelta(days=1)) - (HISTORY_ACADEMIC_YEARS - 1), 9, 1)
+    return {
+        "school_urn": [school_urn],
+        "codes_from_2024_08_19": codes_valid_between(CODES_2024_IN_FORCE_FROM, dt.date.max),
+        "codes_before_2024_08_19": codes_valid_between(dt.date.min, CODES_2024_IN_FORCE_FROM),
+        "earliest_session_date": earliest.isoformat(),
+        # An extract holds registers up to the day before it was taken.
+        "latest_session_date": (extract_date - dt.timedelta(days=1)).isoformat(),
+    }
+
+
+class GxRunner:
+    """Runs the suites as GX checkpoints, writing Data Docs under one folder."""
+
+    def __init__(self, data_docs_dir: Path):
+        import great_expectations as gx
+        from great_expectations.core.expectation_suite import ExpectationSuite
+
+        self.gx = gx
+        self.data_docs_dir = data_docs_dir
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        self.context.add_data_docs_site(
+            site_name="batch_site",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(data_docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        source = self.context.data_sources.add_pandas("landing")
+        self.checkpoints = {}
+        for file_name, suite_name in SUITE_FOR_FILE.items():
+            asset = source.add_dataframe_asset(name=suite_name)
+            batch = asset.add_batch_definition_whole_dataframe(f"{suite_name}_batch")
+            suite = self.context.suites.add(ExpectationSuite(**load_suite_document(suite_name)))
+            definition = self.context.validation_definitions.add(
+                gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch, suite=suite)
+            )
+            self.checkpoints[file_name] = self.context.checkpoints.add(gx.Checkpoint(
+                name=f"{suite_name}_checkpoint",
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["batch_site"])],
+                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": []},
+            ))
+
+    def run(self, file_name: str, frame: pd.DataFrame, parameters: dict, school_urn: str) -> list[Finding]:
+        result = self.checkpoints[file_name].run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+        findings = []
+        for validation in result.run_results.values():
+            for outcome in validation.results:
+                if outcome.success:
+                    continue
+                config = outcome.expectation_config
+                res = outcome.result or {}
+                indexes = res.get("unexpected_index_list") or []
+                lines = sorted(int(i) + 2 for i in indexes if isinstance(i, (int,)))  # +1 header, +1 one-based
+                values = sorted({str(v) for v in (res.get("partial_unexpected_list") or []) if not pd.isna(v)})
+                values += _exception_messages(outcome.exception_info)
+                findings.append(Finding(
+                    severity=str(getattr(config.severity, "value", config.severity) or "critical"),
+                    school_urn=school_urn, file=file_name,
+                    rule=(config.meta or {}).get("rule", config.type), check=config.type,
+                    lines=lines[:MAX_LISTED_ROWS], values=values, count=int(res.get("unexpected_count") or len(lines) or 1),
+                ))
+        return findings
+
+
+def _exception_messages(info: dict | None) -> list[str]:
+    """GX reports a check that could not run as exception info, flat or keyed by metric."""
+    if not info:
+        return []
+    entries = [info] if "raised_exception" in info else list(info.values())
+    return [f"check could not run: {e.get('exception_message')}" for e in entries if isinstance(e, dict) and e.get("raised_exception")]
+
+
+@lru_cache(maxsize=1)
+def _runner(data_docs_dir: str) -> GxRunner:
+    return GxRunner(Path(data_docs_dir))
+
+
+def data_docs_dir(extract_date: dt.date, school_urn: str) -> Path:
+    return var_dir() / "data_docs" / extract_date.isoformat() / school_urn
+
+
+def validate_batch(batch: LandedBatch) -> tuple[ValidationReport, dict[str, pd.DataFrame]]:
+    """Parse and validate one landed batch. Returns the report and the parsed frames."""
+    report = ValidationReport(batch.school_urn, batch.extract_date.isoformat())
+    try:
+        frames = {name: read_export(batch.file(name), batch.school_urn) for name in LAYOUT}
+    except ParseError as exc:
+        report.findings.append(exc.finding)
+        return report, {}
+    frames = _normalise(frames)
+    docs = data_docs_dir(batch.extract_date, batch.school_urn)
+    runner = _runner(str(docs))
+    parameters = suite_parameters(batch.school_urn, batch.extract_date)
+    for file_name, frame in frames.items():
+        report.findings += runner.run(file_name, frame, parameters, batch.school_urn)
+    report.data_docs = str(docs / "index.html")
+    return report, frames
