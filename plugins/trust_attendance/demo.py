@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from .calendar import academic_year_start, school_days
+from .school_calendar import academic_year_start, school_days
 from .paths import var_dir
 
 PRESETS = {"tiny": 2, "small": 4, "default": 6, "medium": 20, "large": 100}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .calendar import academic_year_start
+from .school_calendar import academic_year_start
 from .codes import CODES_2024_IN_FORCE_FROM, codes_valid_between
 from .paths import EXPECTATIONS_DIR, var_dir
 from .sources import LandedBatch

@@ -222,3 +222,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def run_dbt(args: list[str], url: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a dbt command against the warehouse, in the project's venv.
+
+    A subprocess rather than dbt's in-process runner: dbt keeps global state,
+    and a fresh process per invocation is what an Airflow worker does anyway.
+    """
+    import sys
+
+    from .paths import DBT_PROJECT_DIR
+
+    runtime = var_dir() / "dbt"
+    env = {
+        **os.environ,
+        **dbt_env(url),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_VERSION_CHECK": "false",
+    }
+    dbt = Path(sys.executable).with_name("dbt")
+    cmd = [str(dbt), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+           "--target-path", str(runtime / "target"), "--log-path", str(runtime / "logs")]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=DBT_PROJECT_DIR)
+    if check and result.returncode != 0:
+        raise WarehouseError(f"dbt {' '.join(args)} failed:\n{_tail(result.stdout, 60)}\n{_tail(result.stderr, 20)}")
+    return result
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])

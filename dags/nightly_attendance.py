@@ -1,0 +1,70 @@
+"""Nightly attendance load: every school's registers into the trust warehouse.
+
+prepare -> per school (mapped): extract -> validate (GX) -> load (COPY)
+        -> dbt build (on whatever loaded) -> watch-list export.
+All logic lives in plugins/trust_attendance; this file only wires it.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.exceptions import AirflowSkipException
+from airflow.sdk import dag, get_current_context, task, task_group
+
+from trust_attendance import nightly
+from trust_attendance.publish import notify_failure
+
+
+@dag(
+    dag_id="nightly_attendance",
+    schedule="0 2 * * *",  # after MIS overnight exports, before staff arrive
+    start_date=pendulum.datetime(2026, 9, 1, tz="Europe/London"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": notify_failure,
+    },
+    tags=["attendance", "nightly"],
+    doc_md=__doc__,
+)
+def nightly_attendance():
+    @task
+    def prepare() -> list[str]:
+        return nightly.prepare_warehouse()
+
+    @task_group
+    def school(school_urn: str):
+        @task
+        def extract(school_urn: str) -> dict:
+            return nightly.extract_school(school_urn, nightly.extract_date_for(get_current_context()))
+
+        @task
+        def validate(batch: dict) -> dict:
+            return nightly.validate_school(batch)
+
+        @task
+        def load(validated: dict) -> dict:
+            loaded = nightly.load_school(validated)
+            if loaded is None:
+                raise AirflowSkipException("batch quarantined: nothing loaded for this school tonight")
+            return loaded
+
+        load(validate(extract(school_urn)))
+
+    @task(trigger_rule="all_done", retries=1)
+    def dbt_build() -> None:
+        nightly.build_marts()
+
+    @task
+    def export_watch_lists() -> list[str]:
+        return nightly.export_watch_lists(nightly.extract_date_for(get_current_context()))
+
+    schools = school.expand(school_urn=prepare())
+    schools >> dbt_build() >> export_watch_lists()
+
+
+nightly_attendance()

@@ -1,0 +1,7 @@
+-- The "as at" date of the marts: var('as_of_date') if set, else the latest session date loaded.
+select
+    coalesce(
+        {% if var('as_of_date') %}cast('{{ var("as_of_date") }}' as date){% else %}cast(null as date){% endif %},
+        max(session_date)
+    ) as as_of_date
+from {{ ref('int_register_marks__current') }}

@@ -1,0 +1,22 @@
+select
+    school_urn,
+    pupil_id,
+    upn,
+    legal_forename,
+    legal_surname,
+    date_of_birth,
+    sex,
+    ethnicity                   as ethnicity_code,
+    year_group,
+    form                        as form_group,
+    pupil_premium               as is_pupil_premium,
+    fsm                         as is_free_school_meals,
+    fsm6                        as is_free_school_meals_6,
+    sen_provision,
+    eal                         as is_english_additional_language,
+    looked_after                as is_looked_after,
+    previously_looked_after     as is_previously_looked_after,
+    child_in_need               as is_child_in_need,
+    child_protection_plan       as has_child_protection_plan,
+    extract_date
+from {{ source('mis', 'pupils') }}

@@ -1,0 +1,158 @@
+"""Command line: ``python -m trust_attendance.cli demo|warehouse``.
+
+``demo`` is what ``make demo`` runs: start the embedded warehouse unless
+``WAREHOUSE_URL`` is set, generate the synthetic demo trust, run the nightly
+DAG through Airflow (``airflow dags test``: the real task code, in process),
+print a summary, and stop the warehouse it started.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from .demo import PRESETS, generate_trust
+from .paths import PROJECT_ROOT, var_dir
+from .warehouse import EmbeddedPostgres, engine, masked
+
+DAG_ID = "nightly_attendance"
+
+
+def airflow_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for the Airflow CLI: a project-local home, this project's DAGs and plugins."""
+    home = var_dir() / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT / "plugins"), os.environ.get("PYTHONPATH")])),
+        "GX_ANALYTICS_ENABLED": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    return {**env, **(extra or {})}
+
+
+def airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    airflow_bin = Path(sys.executable).with_name("airflow")
+    return subprocess.run([str(airflow_bin), *args], env=env)
+
+
+def run_nightly_dag(extract_date: dt.date, env: dict[str, str]) -> None:
+    if not (Path(env["AIRFLOW_HOME"]) / "airflow.db").exists():
+        if airflow(["db", "migrate"], env).returncode != 0:
+            raise SystemExit("airflow db migrate failed")
+    result = airflow(["dags", "test", DAG_ID, extract_date.isoformat()], env)
+    if result.returncode != 0:
+        raise SystemExit(f"airflow dags test {DAG_ID} failed (exit {result.returncode})")
+
+
+SUMMARY_SQL = """
+with current_year as (select max(academic_year) as academic_year from marts.fct_pupil_attendance)
+select
+    (select count(*) from marts.dim_schools where last_load_status = 'loaded' and last_extract_date = :d) as schools_loaded,
+    (select count(*) from marts.dim_schools) as schools,
+    (select string_agg(school_urn || ' ' || coalesce(last_load_status, 'no data'), ', ')
+       from marts.dim_schools where coalesce(last_load_status, '') <> 'loaded' or last_extract_date <> :d) as not_loaded,
+    (select coalesce(sum(marks_in_extract), 0) from raw.load_batches where extract_date = :d and status = 'loaded')
+        as marks_loaded,
+    sum(attended_sessions)::numeric / nullif(sum(possible_sessions), 0) as attendance_rate,
+    avg(case when is_persistent_absence then 1.0 else 0.0 end) as persistent_absence_rate,
+    avg(case when is_severe_absence then 1.0 else 0.0 end) as severe_absence_rate,
+    count(*) as enrolments,
+    max(as_of_date) as as_of_date,
+    max(academic_year) as academic_year
+from marts.fct_pupil_attendance
+where academic_year = (select academic_year from current_year) and is_statutory_school_age
+"""
+
+
+def summary(extract_date: dt.date, url: str | None = None) -> dict:
+    with engine(url).connect() as conn:
+        return dict(conn.execute(sa.text(SUMMARY_SQL), {"d": extract_date}).mappings().one())
+
+
+def print_summary(extract_date: dt.date, outbox: Path, url: str | None = None) -> dict:
+    figures = summary(extract_date, url)
+    pct = lambda x: f"{float(x) * 100:.1f} %" if x is not None else "n/a"  # noqa: E731
+    year = figures["academic_year"]
+    print(f"""
+Nightly run for {extract_date} (registers to {figures['as_of_date']}, academic year {year}/{(year + 1) % 100:02d})
+  schools loaded : {figures['schools_loaded']} of {figures['schools']}{f"  (not loaded: {figures['not_loaded']})" if figures['not_loaded'] else ''}
+  marks loaded   : {figures['marks_loaded']:,}
+  Years 1-11, year to date ({figures['enrolments']:,} enrolments):
+    attendance   : {pct(figures['attendance_rate'])}
+    persistent absence (PA) : {pct(figures['persistent_absence_rate'])}
+    severe absence (SA)     : {pct(figures['severe_absence_rate'])}
+  outputs        : {outbox / extract_date.isoformat()}
+  quarantine     : {var_dir() / 'demo' / 'quarantine'}
+  GX Data Docs   : {var_dir() / 'data_docs' / extract_date.isoformat()}
+""")
+    return figures
+
+
+def demo(args: argparse.Namespace) -> None:
+    started = time.monotonic()
+    embedded = None
+    url = os.environ.get("WAREHOUSE_URL")
+    if not url:
+        embedded = EmbeddedPostgres()
+        was_running = embedded.is_running()
+        url = embedded.start()
+        print(f"Embedded PostgreSQL at {masked(url)} (data in {embedded.root})")
+    else:
+        print(f"Using WAREHOUSE_URL {masked(url)}")
+    try:
+        out = var_dir() / "demo"
+        as_of = args.as_of or dt.date.today() - dt.timedelta(days=1)
+        manifest = generate_trust(out, n_schools=args.schools or PRESETS[args.preset], seed=args.seed, as_of=as_of)
+        extract_date = dt.date.fromisoformat(manifest["extract_date"])
+        env = airflow_env({"WAREHOUSE_URL": url, "TRUST_CONFIG": str(out / "trust.yml")})
+        run_nightly_dag(extract_date, env)
+        print_summary(extract_date, out / "outbox", url)
+        print(f"make demo took {time.monotonic() - started:.0f} s")
+    finally:
+        if embedded is not None and not was_running and not args.keep_running:
+            embedded.stop()
+
+
+def warehouse_command(args: argparse.Namespace) -> None:
+    embedded = EmbeddedPostgres()
+    if args.action == "start":
+        print(masked(embedded.start()))
+        print(f"password: {embedded.secret_file}")
+    elif args.action == "stop":
+        embedded.stop()
+    else:
+        print("running" if embedded.is_running() else "stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="trust_attendance")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo_parser = sub.add_parser("demo", help="generate the demo trust and run the nightly DAG on it")
+    demo_parser.add_argument("--preset", choices=PRESETS, default="default")
+    demo_parser.add_argument("--schools", type=int)
+    demo_parser.add_argument("--seed", type=int, default=2026)
+    demo_parser.add_argument("--as-of", type=dt.date.fromisoformat)
+    demo_parser.add_argument("--keep-running", action="store_true", help="leave the embedded PostgreSQL running")
+    demo_parser.set_defaults(func=demo)
+    wh = sub.add_parser("warehouse", help="start, stop or check the embedded PostgreSQL")
+    wh.add_argument("action", choices=["start", "stop", "status"])
+    wh.set_defaults(func=warehouse_command)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""Loading validated batches into the warehouse's ``raw`` schema.
+
+Every school batch loads in one transaction through ``COPY``: either all of
+it lands or none of it does. Re-running a night replaces that night's batch.
+Marks are kept as a history: a mark is stored again only when a later
+extract changes it (an ``N`` resolved to ``I``, a missing mark filled), with
+the extract date it was first seen in, so figures "as at" any date can be
+reproduced and every amendment audited.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+
+from .paths import var_dir
+from .sources import LandedBatch
+from .validate import ValidationReport
+
+RAW_DDL = """
+create schema if not exists raw;
+
+create table if not exists raw.register_marks (
+    school_urn    text not null,
+    pupil_id      text not null,
+    session_date  date not null,
+    session       text not null check (session in ('AM', 'PM')),
+    mark          text,               -- null: a missing mark
+    minutes_late  smallint,
+    comment       text,
+    extract_date  date not null,      -- the extract this version was first seen in
+    seen_at       timestamptz not null default now(),
+    primary key (school_urn, pupil_id, session_date, session, extract_date)
+);
+comment on table raw.register_marks is
+    'Every version of every attendance mark, one row per change, keyed by the extract that first carried it.';
+
+create table if not exists raw.pupils (
+    school_urn text not null, pupil_id text not null, upn text, legal_forename text, legal_surname text,
+    date_of_birth date, sex text, ethnicity text, year_group text, form text,
+    pupil_premium boolean, fsm boolean, fsm6 boolean, sen_provision text, eal boolean, looked_after boolean,
+    previously_looked_after boolean, child_in_need boolean, child_protection_plan boolean,
+    extract_date date not null,
+    primary key (school_urn, extract_date, pupil_id)
+);
+
+create table if not exists raw.enrolments (
+    school_urn text not null, pupil_id text not null, admission_date date not null, leaving_date date,
+    enrolment_status text, extract_date date not null,
+    primary key (school_urn, extract_date, pupil_id, admission_date)
+);
+
+create table if not exists raw.schools (
+    school_urn  text primary key,
+    school_name text not null,
+    phase       text not null,
+    la_code     text
+);
+
+create table if not exists raw.load_batches (
+    school_urn          text not null,
+    extract_date        date not null,
+    status              text not null check (status in ('loaded', 'quarantined', 'extract_failed')),
+    reason              jsonb,
+    marks_in_extract    integer,
+    mark_versions_added integer,
+    pupils              integer,
+    enrolments          integer,
+    landing_folder      text,
+    data_docs           text,
+    recorded_at         timestamptz not null default now(),
+    primary key (school_urn, extract_date)
+);
+"""
+
+MARK_COLUMNS = ["school_urn", "pupil_id", "session_date", "session", "mark", "minutes_late", "comment"]
+PUPIL_COLUMNS = [
+    "school_urn", "pupil_id", "upn", "legal_forename", "legal_surname", "date_of_birth", "sex", "ethnicity",
+    "year_group", "form", "pupil_premium", "fsm", "fsm6", "sen_provision", "eal", "looked_after",
+    "previously_looked_after", "child_in_need", "child_protection_plan",
+]
+ENROLMENT_COLUMNS = ["school_urn", "pupil_id", "admission_date", "leaving_date", "enrolment_status"]
+VALIDATED_FILES = {"marks.csv": MARK_COLUMNS, "pupils.csv": PUPIL_COLUMNS, "enrolments.csv": ENROLMENT_COLUMNS}
+
+
+@dataclass
+class LoadResult:
+    school_urn: str
+    extract_date: str
+    marks_in_extract: int
+    mark_versions_added: int
+    pupils: int
+    enrolments: int
+
+    def to_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def connect(url: str) -> psycopg.Connection:
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1))
+
+
+def ensure_raw_schema(url: str) -> None:
+    with connect(url) as conn:
+        conn.execute("select pg_advisory_xact_lock(hashtext('trust_attendance.raw_ddl'))")
+        conn.execute(RAW_DDL)
+
+
+def sync_schools(url: str, schools) -> None:
+    """Make raw.schools list exactly the schools in the trust config."""
+    with connect(url) as conn:
+        conn.execute("create temp table incoming_schools (like raw.schools) on commit drop")
+        with conn.cursor().copy("copy incoming_schools from stdin") as copy:
+            for school in schools:
+                copy.write_row((school.urn, school.name, school.phase, school.la_code))
+        conn.execute(
+            """
+            insert into raw.schools select * from incoming_schools
+            on conflict (school_urn) do update set school_name = excluded.school_name,
+                phase = excluded.phase, la_code = excluded.la_code
+            """
+        )
+        conn.execute("delete from raw.schools where school_urn not in (select school_urn from incoming_schools)")
+
+
+def validated_dir(batch: LandedBatch) -> Path:
+    return var_dir() / "validated" / batch.school_urn / batch.extract_date.isoformat()
+
+
+def write_validated(batch: LandedBatch, frames: dict[str, pd.DataFrame]) -> Path:
+    """Write the parsed, normalised frames as CSV in the raw tables' column order, ready for COPY."""
+    folder = validated_dir(batch)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, columns in VALIDATED_FILES.items():
+        frames[name][columns].to_csv(folder / name, index=False, header=False)
+    return folder
+
+
+def _create_incoming(conn: psycopg.Connection, name: str, table: str, columns: list[str]) -> None:
+    """A temporary table with the target's column types but none of its constraints."""
+    conn.execute(f"create temp table {name} on commit drop as select {', '.join(columns)} from {table} with no data")
+
+
+def _copy(conn: psycopg.Connection, table: str, columns: list[str], path: Path) -> None:
+    with conn.cursor().copy(f"copy {table} ({', '.join(columns)}) from stdin (format csv)") as copy:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                copy.write(chunk)
+
+
+def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadResult:
+    """Load one validated school batch in one transaction."""
+    folder = validated_dir(batch)
+    params = {"urn": batch.school_urn, "d": batch.extract_date}
+    with connect(url) as conn:  # commits on success, rolls back on any error
+        _create_incoming(conn, "incoming_marks", "raw.register_marks", MARK_COLUMNS)
+        _copy(conn, "incoming_marks", MARK_COLUMNS, folder / "marks.csv")
+        # A re-run of this night replaces what this night added.
+        conn.execute("delete from raw.register_marks where school_urn = %(urn)s and extract_date = %(d)s", params)
+        added = conn.execute(
+            """
+            insert into raw.register_marks
+                (school_urn, pupil_id, session_date, session, mark, minutes_late, comment, extract_date)
+            select i.school_urn, i.pupil_id, i.session_date, i.session, i.mark, i.minutes_late, i.comment, %(d)s
+            from incoming_marks as i
+            left join lateral (
+                select r.mark, r.minutes_late, r.comment
+                from raw.register_marks as r
+                where r.school_urn = i.school_urn and r.pupil_id = i.pupil_id
+                  and r.session_date = i.session_date and r.session = i.session
+                  and r.extract_date < %(d)s
+                order by r.extract_date desc
+                limit 1
+            ) as previous on true
+            where previous is null
+               or (previous.mark, previous.minutes_late, previous.comment)
+                  is distinct from (i.mark, i.minutes_late, i.comment)
+            """,
+            params,
+        ).rowcount
+        in_extract = conn.execute("select count(*) from incoming_marks").fetchone()[0]
+        counts = {}
+        for table, columns, name in (("raw.pupils", PUPIL_COLUMNS, "pupils.csv"),
+                                     ("raw.enrolments", ENROLMENT_COLUMNS, "enrolments.csv")):
+            conn.execute(f"delete from {table} where school_urn = %(urn)s and extract_date = %(d)s", params)
+            _create_incoming(conn, "incoming", table, columns)
+            _copy(conn, "incoming", columns, folder / name)
+            counts[table] = conn.execute(
+                f"insert into {table} ({', '.join(columns)}, extract_date) "
+                f"select {', '.join(columns)}, %(d)s from incoming", params
+            ).rowcount
+            conn.execute("drop table incoming")
+        _record(conn, batch, "loaded", report.to_dict() if report.findings else None,
+                in_extract, added, counts["raw.pupils"], counts["raw.enrolments"], report.data_docs)
+    return LoadResult(batch.school_urn, batch.extract_date.isoformat(), in_extract, added,
+                      counts["raw.pupils"], counts["raw.enrolments"])
+
+
+def _record(conn, batch: LandedBatch | None, status: str, reason: dict | None, marks: int | None = None,
+            added: int | None = None, pupils: int | None = None, enrolments: int | None = None,
+            data_docs: str | None = None, school_urn: str | None = None, extract_date: dt.date | None = None) -> None:
+    conn.execute(
+        """
+        insert into raw.load_batches (school_urn, extract_date, status, reason, marks_in_extract,
+            mark_versions_added, pupils, enrolments, landing_folder, data_docs)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        on conflict (school_urn, extract_date) do update set
+            status = excluded.status, reason = excluded.reason, marks_in_extract = excluded.marks_in_extract,
+            mark_versions_added = excluded.mark_versions_added, pupils = excluded.pupils,
+            enrolments = excluded.enrolments, landing_folder = excluded.landing_folder,
+            data_docs = excluded.data_docs, recorded_at = now()
+        """,
+        (school_urn or batch.school_urn, extract_date or batch.extract_date, status,
+         json.dumps(reason) if reason else None, marks, added, pupils, enrolments,
+         str(batch.folder) if batch else None, data_docs),
+    )
+
+
+def quarantine(url: str, batch: LandedBatch, report: ValidationReport, quarantine_root: Path) -> Path:
+    """Keep the batch as it arrived, with the reasons, and mark the school failed for the night.
+
+    Nothing from the batch is loaded; what earlier nights loaded is untouched.
+    """
+    target = quarantine_root / batch.school_urn / batch.extract_date.isoformat()
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(batch.folder, target)
+    (target / "reason.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    with connect(url) as conn:
+        _record(conn, batch, "quarantined", report.to_dict(), data_docs=report.data_docs)
+    return target
+
+
+def record_extract_failure(url: str, school_urn: str, extract_date: dt.date, error: str) -> None:
+    with connect(url) as conn:
+        _record(conn, None, "extract_failed", {"error": error}, school_urn=school_urn, extract_date=extract_date)

@@ -1,0 +1,87 @@
+"""The nightly pipeline's steps, one function per DAG task.
+
+The DAG only wires these together; each step takes and returns plain values
+(dicts that fit in XCom), so every step runs the same way in a test, in
+``airflow dags test`` and under the scheduler.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from . import load, sources, validate
+from .config import load_trust_config
+from .sources import LandedBatch
+from .validate import ValidationReport
+from .warehouse import masked, run_dbt, warehouse_url
+
+log = logging.getLogger(__name__)
+
+
+def prepare_warehouse() -> list[str]:
+    """Create the raw schema, sync the school list; return the URNs to process."""
+    url = warehouse_url()
+    log.info("warehouse: %s", masked(url))
+    config = load_trust_config()
+    load.ensure_raw_schema(url)
+    load.sync_schools(url, config.schools)
+    return [school.urn for school in config.schools]
+
+
+def extract_school(school_urn: str, extract_date: dt.date) -> dict:
+    config = load_trust_config()
+    school = config.school(school_urn)
+    try:
+        batch = sources.extract(school, extract_date, config.landing_dir)
+    except sources.ExtractError as exc:
+        load.record_extract_failure(warehouse_url(), school_urn, extract_date, str(exc))
+        raise
+    log.info("landed %s", batch.folder)
+    return batch.to_dict()
+
+
+def validate_school(batch_dict: dict) -> dict:
+    """Validate a landed batch; quarantine it if a critical expectation fails."""
+    batch = LandedBatch.from_dict(batch_dict)
+    report, frames = validate.validate_batch(batch)
+    for finding in report.findings:
+        (log.error if finding.severity == "critical" else log.warning)(finding.message())
+    result = {"batch": batch_dict, "report": report.to_dict()}
+    if report.passed:
+        load.write_validated(batch, frames)
+    else:
+        config = load_trust_config()
+        result["quarantined_to"] = str(load.quarantine(warehouse_url(), batch, report, config.quarantine_dir))
+        log.error("school %s quarantined for %s: see %s", batch.school_urn, batch.extract_date, result["quarantined_to"])
+    return result
+
+
+def load_school(validated: dict) -> dict | None:
+    """Load a batch that passed validation; return None for a quarantined one."""
+    if not validated["report"]["passed"]:
+        return None
+    batch = LandedBatch.from_dict(validated["batch"])
+    report = ValidationReport(batch.school_urn, batch.extract_date.isoformat(),
+                              data_docs=validated["report"]["data_docs"])
+    report.findings = [validate.Finding(**{k: v for k, v in f.items() if k != "message"})
+                       for f in validated["report"]["findings"]]
+    result = load.load_batch(warehouse_url(), batch, report)
+    log.info("loaded %s", result)
+    return result.to_dict()
+
+
+def build_marts() -> None:
+    result = run_dbt(["build", "--fail-fast"])
+    log.info(result.stdout[-4000:])
+
+
+def extract_date_for(context: dict) -> dt.date:
+    """The night's extract date: the run's logical date (or when it was due), in UK time."""
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return moment.in_timezone("Europe/London").date()
+
+
+def export_watch_lists(extract_date: dt.date) -> list[str]:
+    from . import publish
+
+    return publish.export_watch_lists(extract_date)
