@@ -1,0 +1,45 @@
+"""Every DAG imports cleanly and is wired as intended."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from trust_attendance.paths import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def dagbag(isolated_var_dir):
+    os.environ["AIRFLOW_HOME"] = str(isolated_var_dir / "airflow")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "nightly_attendance" in dagbag.dags
+
+
+def test_nightly_dag_has_the_pipeline_stages_in_order(dagbag):
+    dag = dagbag.dags["nightly_attendance"]
+    assert set(dag.task_ids) == {
+        "prepare", "school.extract", "school.validate", "school.load", "dbt_build", "export_watch_lists",
+    }
+    downstream = lambda task_id: dag.get_task(task_id).downstream_task_ids  # noqa: E731
+    assert downstream("prepare") == {"school.extract"}
+    assert downstream("school.extract") == {"school.validate"}
+    assert downstream("school.validate") == {"school.load"}
+    assert downstream("school.load") == {"dbt_build"}
+    assert downstream("dbt_build") == {"export_watch_lists"}
+
+
+def test_nightly_dag_is_production_ready(dagbag):
+    dag = dagbag.dags["nightly_attendance"]
+    assert dag.schedule is not None and dag.max_active_runs == 1 and not dag.catchup
+    for task in dag.tasks:
+        assert task.retries >= 1, task.task_id
+        assert task.on_failure_callback, task.task_id
+    # dbt builds on whatever loaded, even when a school failed.
+    assert dag.get_task("dbt_build").trigger_rule == "all_done"

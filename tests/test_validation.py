@@ -1,0 +1,112 @@
+"""Parsing and the GX suites catch each defect, naming school, file, line and rule."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+import handbuilt
+from trust_attendance.sources import LandedBatch
+from trust_attendance.validate import validate_batch
+
+EXTRACT_DATE = dt.date(2026, 9, 19)
+
+
+@pytest.fixture
+def batch(tmp_path) -> LandedBatch:
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    (trust / "trust.yml").write_text("schools: []\n")
+    handbuilt.write_school(trust, EXTRACT_DATE)
+    folder = tmp_path / "landing"
+    shutil.copytree(trust / "drop" / handbuilt.URN / EXTRACT_DATE.isoformat(), folder)
+    return LandedBatch(handbuilt.URN, EXTRACT_DATE, folder)
+
+
+def _edit(path: Path, line: int, old: str, new: str) -> None:
+    lines = path.read_text().splitlines()
+    assert old in lines[line - 1], lines[line - 1]
+    lines[line - 1] = lines[line - 1].replace(old, new, 1)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _critical(report) -> list[str]:
+    return [f.message() for f in report.critical()]
+
+
+def test_clean_batch_passes(batch):
+    report, frames = validate_batch(batch)
+    assert report.passed, _critical(report)
+    assert report.findings == []
+    assert len(frames["marks.csv"]) == 40
+    assert Path(report.data_docs).exists()
+
+
+def test_retired_code_after_2024_is_critical_with_its_line(batch):
+    _edit(batch.file("marks.csv"), 3, ",PM,\\,", ",PM,H,")  # line 3 = second mark of HB-1
+    report, _ = validate_batch(batch)
+    assert not report.passed
+    [message] = _critical(report)
+    assert message.startswith(f"school {handbuilt.URN}, marks.csv, line 3: marks from 19 August 2024 use the 2024")
+    assert "'H'" in message
+
+
+def test_unknown_code_duplicate_and_wrong_school_each_caught(batch):
+    marks = batch.file("marks.csv")
+    _edit(marks, 2, ",AM,/,", ",AM,Q9,")
+    _edit(marks, 5, f"{handbuilt.URN},", "123456,")
+    lines = marks.read_text().splitlines()
+    marks.write_text("\n".join(lines + [lines[10]]) + "\n")  # line 42 duplicates line 11
+    report, _ = validate_batch(batch)
+    messages = " | ".join(_critical(report))
+    assert "line 2: marks from 19 August 2024" in messages and "'Q9'" in messages
+    assert "line 5: the file belongs to the school it was pulled for" in messages
+    assert "at most one mark per pupil per session" in messages and "11" in messages and "42" in messages
+
+
+def test_missing_mark_is_a_warning_and_the_batch_still_passes(batch):
+    _edit(batch.file("marks.csv"), 6, ",AM,/,", ",AM,-,")
+    report, frames = validate_batch(batch)
+    assert report.passed
+    [warning] = report.warnings()
+    assert "line 6: every session has a mark" in warning.message()
+    assert frames["marks.csv"]["mark"].isna().sum() == 1
+
+
+def test_future_date_and_mark_outside_enrolment_are_critical(batch):
+    _edit(batch.file("marks.csv"), 41, "2026-09-18", "2026-09-19")  # the extract's own day: not yet happened
+    _edit(batch.file("enrolments.csv"), 2, "2025-09-03,,C", "2025-09-03,2026-09-10,C")  # HB-1 left on the 10th
+    report, _ = validate_batch(batch)
+    messages = " | ".join(_critical(report))
+    assert "line 41: session dates fall within the extract's academic years and are not in the future" in messages
+    assert "marks fall inside one of the pupil's enrolments" in messages
+
+
+def test_pupil_checks(batch):
+    _edit(batch.file("pupils.csv"), 2, ",2,2A,", ",15,2A,")
+    _edit(batch.file("pupils.csv"), 3, "Y,Y,Y,N,N", "Y,Y,Y,Z,N")
+    report, _ = validate_batch(batch)
+    messages = " | ".join(_critical(report))
+    assert "pupils.csv, line 2: year group is a national curriculum year" in messages
+    assert "pupils.csv, line 3: SEN provision is N (none), K (SEN support) or E (EHC plan)" in messages
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "cp1252"])
+def test_bom_crlf_and_windows_1252_names_are_read(batch, encoding):
+    pupils = batch.file("pupils.csv")
+    text = pupils.read_text().replace("Lovelace", "Lovelacé").replace("\n", "\r\n")
+    pupils.write_bytes(text.encode(encoding))
+    report, frames = validate_batch(batch)
+    assert report.passed, _critical(report)
+    assert "Lovelacé" in set(frames["pupils.csv"]["legal_surname"])
+
+
+def test_unreadable_files_are_refused_before_gx(batch):
+    marks = batch.file("marks.csv")
+    marks.write_text(marks.read_text().replace("minutes_late,", ""))  # header lacks a column
+    report, _ = validate_batch(batch)
+    [message] = _critical(report)
+    assert message == (f"school {handbuilt.URN}, marks.csv, line 1: header does not match the export layout: "
+                       "missing column(s) minutes_late [parse]")
