@@ -13,3 +13,70 @@
 {% macro safe_ratio(numerator, denominator) -%}
     case when {{ denominator }} > 0 then cast({{ numerator }} as {{ dbt.type_numeric() }}) / {{ denominator }} end
 {%- endmacro %}
+
+{#- Session counts from rows of fct_session_marks (one row per pupil-session). -#}
+{% macro attendance_session_sums() -%}
+    sum(case when is_possible then 1 else 0 end) as possible_sessions,
+    sum(case when is_present then 1 else 0 end) as present_sessions,
+    sum(case when is_approved_activity_or_elsewhere then 1 else 0 end) as approved_activity_sessions,
+    sum(case when is_attending then 1 else 0 end) as attended_sessions,
+    sum(case when is_authorised_absence then 1 else 0 end) as authorised_absence_sessions,
+    sum(case when is_unauthorised_absence then 1 else 0 end) as unauthorised_absence_sessions,
+    sum(case when is_absent then 1 else 0 end) as absence_sessions,
+    sum(case when is_late then 1 else 0 end) as late_sessions,
+    sum(case when attendance_code = 'U' then 1 else 0 end) as late_after_register_closed_sessions,
+    sum(case when attendance_code = 'I' then 1 else 0 end) as illness_sessions,
+    sum(case when is_missing_mark then 1 else 0 end) as missing_marks
+{%- endmacro %}
+
+{#- Rates and flags from summed session counts (rules doc, "Measures"). PA and SA
+    compare integers, so exactly 10 % (50 %) absence is persistent (severe)
+    with no floating-point doubt. -#}
+{% macro attendance_rates(prefix='') -%}
+    {{ safe_ratio(prefix ~ 'attended_sessions', prefix ~ 'possible_sessions') }} as attendance_rate,
+    {{ safe_ratio(prefix ~ 'absence_sessions', prefix ~ 'possible_sessions') }} as absence_rate,
+    {{ safe_ratio(prefix ~ 'authorised_absence_sessions', prefix ~ 'possible_sessions') }} as authorised_absence_rate,
+    {{ safe_ratio(prefix ~ 'unauthorised_absence_sessions', prefix ~ 'possible_sessions') }} as unauthorised_absence_rate,
+    {{ is_persistent_absence(prefix ~ 'absence_sessions', prefix ~ 'possible_sessions') }} as is_persistent_absence,
+    {{ is_severe_absence(prefix ~ 'absence_sessions', prefix ~ 'possible_sessions') }} as is_severe_absence,
+    {{ attendance_band(prefix ~ 'attended_sessions', prefix ~ 'possible_sessions') }} as attendance_band
+{%- endmacro %}
+
+{% macro is_persistent_absence(absence, possible) -%}
+    ({{ possible }} > 0 and {{ absence }} * 10 >= {{ possible }})
+{%- endmacro %}
+
+{% macro is_severe_absence(absence, possible) -%}
+    ({{ possible }} > 0 and {{ absence }} * 2 >= {{ possible }})
+{%- endmacro %}
+
+{#- Attendance band, lower bound inclusive: 90-92 means 90 % <= attendance < 92 %. -#}
+{% macro attendance_band(attended, possible) -%}
+    case
+        when {{ possible }} = 0 or {{ possible }} is null then null
+        when {{ attended }} * 100 < {{ possible }} * 50 then '<50'
+        when {{ attended }} * 100 < {{ possible }} * 90 then '50-90'
+        when {{ attended }} * 100 < {{ possible }} * 92 then '90-92'
+        when {{ attended }} * 100 < {{ possible }} * 95 then '92-95'
+        when {{ attended }} * 100 < {{ possible }} * 97 then '95-97'
+        when {{ attended }} * 100 < {{ possible }} * 99 then '97-99'
+        else '99-100'
+    end
+{%- endmacro %}
+
+{#- Pseudonymous pupil key: one per enrolment (school + MIS pupil id). -#}
+{% macro pupil_key(school_urn, pupil_id) -%}
+    {{ dbt.hash(dbt.concat([school_urn, "'|'", pupil_id])) }}
+{%- endmacro %}
+
+{#- Week number within the academic year: week 1 is the week (Monday start) containing 1 September. -#}
+{% macro academic_week_number(date_expression, academic_year) -%}
+    cast(
+        {{ dbt.datediff(dbt.date_trunc('week', "cast(" ~ dbt.concat([dbt.safe_cast(academic_year, api.Column.translate_type('string')), "'-09-01'"]) ~ " as date)"), dbt.date_trunc('week', date_expression), 'day') }} / 7 + 1
+    as {{ dbt.type_int() }})
+{%- endmacro %}
+
+{#- Term of the academic year from the half-term number (1-2 autumn, 3-4 spring, 5-6 summer). -#}
+{% macro term_name(half_term_number) -%}
+    case when {{ half_term_number }} <= 2 then 'Autumn' when {{ half_term_number }} <= 4 then 'Spring' else 'Summer' end
+{%- endmacro %}

@@ -6,7 +6,9 @@ with latest_extract as (
     group by school_urn
 )
 
-select enrolments.*
+select
+    {{ pupil_key('enrolments.school_urn', 'enrolments.pupil_id') }} as pupil_key,
+    enrolments.*
 from {{ ref('stg_mis__enrolments') }} as enrolments
 inner join latest_extract
     on enrolments.school_urn = latest_extract.school_urn

@@ -6,7 +6,9 @@ with latest_extract as (
     group by school_urn
 )
 
-select pupils.*
+select
+    {{ pupil_key('pupils.school_urn', 'pupils.pupil_id') }} as pupil_key,
+    pupils.*
 from {{ ref('stg_mis__pupils') }} as pupils
 inner join latest_extract
     on pupils.school_urn = latest_extract.school_urn

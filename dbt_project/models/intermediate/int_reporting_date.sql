@@ -4,4 +4,4 @@ select
         {% if var('as_of_date') %}cast('{{ var("as_of_date") }}' as date){% else %}cast(null as date){% endif %},
         max(session_date)
     ) as as_of_date
-from {{ ref('int_register_marks__current') }}
+from {{ ref('fct_session_marks') }}

@@ -1,7 +1,7 @@
 -- Identifying pupil details, kept apart from the analytical marts: BI roles get
 -- the pseudonymous pupil_key by default and this table only where the role needs names.
 select
-    {{ dbt.hash(dbt.concat(["school_urn", "'|'", "pupil_id"])) }} as pupil_key,
+    pupil_key,
     school_urn,
     pupil_id,
     upn,

@@ -17,7 +17,7 @@ last_loaded as (
 
 last_mark as (
     select school_urn, max(session_date) as last_session_date
-    from {{ ref('int_register_marks__current') }}
+    from {{ ref('fct_session_marks') }}
     group by school_urn
 )
 

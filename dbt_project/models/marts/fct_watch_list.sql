@@ -1,0 +1,207 @@
+-- Watch-list criteria per enrolment as at the as-at date (this academic year), and
+-- whether the pupil is newly on the list since the end of the previous school week.
+-- Thresholds: rules doc "Thresholds that trigger action" and the charter (seed 000).
+{% set persistent_lates = var('persistent_lates_in_4_weeks', 4) %}
+{% set n_code_days = var('unresolved_n_code_school_days', 5) %}
+
+with reporting as (
+    select as_of_date, {{ academic_year_start('as_of_date') }} as academic_year from {{ ref('int_reporting_date') }}
+),
+
+school_now as (
+    select school_urn, max(school_week_number) as school_week_number, max(school_day_number) as school_day_number
+    from {{ ref('int_school_days') }}
+    where session_date <= (select as_of_date from reporting)
+    group by school_urn
+),
+
+offsets as (
+    select 0 as weeks_ago union all select 1 as weeks_ago
+),
+
+pupils_in_year as (
+    select distinct pupil_key, school_urn
+    from {{ ref('int_pupil_weeks') }}
+    where academic_year = (select academic_year from reporting)
+),
+
+windows as (
+    -- Criteria as at the end of this school week (weeks_ago = 0) and of the one before.
+    select
+        pupils_in_year.pupil_key,
+        pupils_in_year.school_urn,
+        offsets.weeks_ago,
+        sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 10
+                 then weeks.unauthorised_absence_sessions else 0 end) as unauthorised_sessions_10_school_weeks,
+        sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 4
+                 then weeks.late_sessions else 0 end) as late_sessions_4_school_weeks,
+        sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 4
+                 then weeks.possible_sessions else 0 end) as possible_sessions_4_school_weeks,
+        sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 4
+                 then weeks.absence_sessions else 0 end) as absence_sessions_4_school_weeks,
+        sum(case when weeks.academic_year = (select academic_year from reporting)
+                 then weeks.possible_sessions else 0 end) as year_to_date_possible_sessions,
+        sum(case when weeks.academic_year = (select academic_year from reporting)
+                 then weeks.attended_sessions else 0 end) as year_to_date_attended_sessions,
+        sum(case when weeks.academic_year = (select academic_year from reporting)
+                 then weeks.absence_sessions else 0 end) as year_to_date_absence_sessions
+    from pupils_in_year
+    inner join school_now on pupils_in_year.school_urn = school_now.school_urn
+    cross join offsets
+    inner join {{ ref('int_pupil_weeks') }} as weeks
+        on weeks.pupil_key = pupils_in_year.pupil_key
+        and weeks.school_week_number <= school_now.school_week_number - offsets.weeks_ago
+        and (
+            weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 10
+            or weeks.academic_year = (select academic_year from reporting)
+        )
+    group by pupils_in_year.pupil_key, pupils_in_year.school_urn, offsets.weeks_ago
+),
+
+criteria as (
+    select
+        windows.*,
+        {{ is_persistent_absence('year_to_date_absence_sessions', 'year_to_date_possible_sessions') }} as is_persistent_absence,
+        {{ is_severe_absence('year_to_date_absence_sessions', 'year_to_date_possible_sessions') }} as is_severe_absence,
+        -- Risk of PA: attendance 90-92 %, or the last four school weeks below 90 %.
+        not {{ is_persistent_absence('year_to_date_absence_sessions', 'year_to_date_possible_sessions') }}
+        and (
+            (year_to_date_attended_sessions * 100 < year_to_date_possible_sessions * 92)
+            or {{ is_persistent_absence('absence_sessions_4_school_weeks', 'possible_sessions_4_school_weeks') }}
+        ) as is_at_risk_of_persistent_absence,
+        -- Risk of SA: absence of 40 % or more year to date, or half the last four school weeks.
+        not {{ is_severe_absence('year_to_date_absence_sessions', 'year_to_date_possible_sessions') }}
+        and (
+            (year_to_date_possible_sessions > 0 and year_to_date_absence_sessions * 10 >= year_to_date_possible_sessions * 4)
+            or {{ is_severe_absence('absence_sessions_4_school_weeks', 'possible_sessions_4_school_weeks') }}
+        ) as is_at_risk_of_severe_absence,
+        late_sessions_4_school_weeks >= {{ persistent_lates }} as has_persistent_lates,
+        unauthorised_sessions_10_school_weeks >= 10 as has_reached_10_unauthorised_in_10_weeks
+    from windows
+),
+
+listed as (
+    select
+        criteria.*,
+        (is_persistent_absence or is_severe_absence or is_at_risk_of_persistent_absence
+         or is_at_risk_of_severe_absence or has_persistent_lates or has_reached_10_unauthorised_in_10_weeks)
+            as is_on_watch_list
+    from criteria
+),
+
+pupil_days as (
+    select
+        marks.pupil_key,
+        marks.school_urn,
+        days.school_day_number,
+        marks.academic_year,
+        sum(case when marks.is_attending then 1 else 0 end) as attended,
+        sum(case when marks.is_absent then 1 else 0 end) as absent,
+        sum(case when marks.is_authorised_absence then 1 else 0 end) as authorised,
+        sum(case when marks.attendance_code = 'N' then 1 else 0 end) as n_codes
+    from {{ ref('fct_session_marks') }} as marks
+    inner join {{ ref('int_school_days') }} as days
+        on marks.school_urn = days.school_urn and marks.session_date = days.session_date
+    where marks.session_date <= (select as_of_date from reporting)
+    group by marks.pupil_key, marks.school_urn, days.school_day_number, marks.academic_year
+),
+
+day_runs as (
+    -- A day counts towards a run of absence when the pupil was absent and attended no session.
+    select
+        pupil_days.pupil_key,
+        max(pupil_days.school_day_number) as last_marked_day,
+        max(case when not (pupil_days.absent > 0 and pupil_days.attended = 0) then pupil_days.school_day_number end)
+            as last_day_not_absent,
+        max(case when not (pupil_days.absent > 0 and pupil_days.attended = 0 and pupil_days.authorised = 0)
+                 then pupil_days.school_day_number end)
+            as last_day_not_unauthorised,
+        min(pupil_days.school_day_number) - 1 as day_before_first_mark,
+        sum(case when pupil_days.academic_year = (select academic_year from reporting) then pupil_days.n_codes else 0 end)
+            as n_codes_this_year,
+        sum(case when pupil_days.academic_year = (select academic_year from reporting)
+                  and pupil_days.school_day_number <= school_now.school_day_number - {{ n_code_days }}
+                 then pupil_days.n_codes else 0 end) as unresolved_n_codes_older_than_{{ n_code_days }}_school_days
+    from pupil_days
+    inner join school_now on pupil_days.school_urn = school_now.school_urn
+    group by pupil_days.pupil_key
+),
+
+streaks as (
+    select
+        day_runs.*,
+        case when day_runs.last_marked_day = school_now.school_day_number
+             then school_now.school_day_number - coalesce(day_runs.last_day_not_absent, day_runs.day_before_first_mark)
+             else 0 end as consecutive_school_days_absent,
+        case when day_runs.last_marked_day = school_now.school_day_number
+             then school_now.school_day_number - coalesce(day_runs.last_day_not_unauthorised, day_runs.day_before_first_mark)
+             else 0 end as consecutive_school_days_unauthorised
+    from day_runs
+    inner join pupils_in_year on day_runs.pupil_key = pupils_in_year.pupil_key
+    inner join school_now on pupils_in_year.school_urn = school_now.school_urn
+),
+
+this_week as (select * from listed where weeks_ago = 0),
+last_week as (select * from listed where weeks_ago = 1),
+
+year_to_date as (
+    select * from {{ ref('fct_pupil_attendance') }}
+    where academic_year = (select academic_year from reporting)
+)
+
+select
+    this_week.pupil_key,
+    this_week.school_urn,
+    (select as_of_date from reporting) as as_of_date,
+    year_to_date.attendance_rate,
+    cast(year_to_date.possible_sessions as {{ dbt.type_int() }}) as possible_sessions,
+    cast(year_to_date.absence_sessions as {{ dbt.type_int() }}) as absence_sessions,
+    cast(year_to_date.unauthorised_absence_sessions as {{ dbt.type_int() }}) as unauthorised_absence_sessions,
+    cast(year_to_date.late_sessions as {{ dbt.type_int() }}) as late_sessions,
+    this_week.is_persistent_absence,
+    this_week.is_severe_absence,
+    this_week.is_at_risk_of_persistent_absence,
+    this_week.is_at_risk_of_severe_absence,
+    this_week.has_persistent_lates,
+    cast(this_week.late_sessions_4_school_weeks as {{ dbt.type_int() }}) as late_sessions_4_school_weeks,
+    cast(this_week.unauthorised_sessions_10_school_weeks as {{ dbt.type_int() }}) as unauthorised_sessions_10_school_weeks,
+    this_week.has_reached_10_unauthorised_in_10_weeks,
+    cast(streaks.consecutive_school_days_absent as {{ dbt.type_int() }}) as consecutive_school_days_absent,
+    streaks.consecutive_school_days_absent >= 1 as is_continuous_absence_day_1,
+    streaks.consecutive_school_days_absent >= 3 as is_continuous_absence_day_3,
+    streaks.consecutive_school_days_absent >= 5 as is_continuous_absence_day_5,
+    cast(streaks.consecutive_school_days_unauthorised as {{ dbt.type_int() }}) as consecutive_school_days_unauthorised,
+    streaks.consecutive_school_days_unauthorised >= 20 as has_20_consecutive_days_unauthorised,
+    year_to_date.illness_sessions / 2.0 as illness_days_this_year,
+    year_to_date.illness_sessions > 30 as has_over_15_days_illness,
+    cast(streaks.unresolved_n_codes_older_than_{{ n_code_days }}_school_days as {{ dbt.type_int() }})
+        as unresolved_n_codes,
+    case
+        when year_to_date.possible_sessions = 0 then null
+        when {{ is_severe_absence('year_to_date.absence_sessions', 'year_to_date.possible_sessions') }} then 'Stage 5: severe absence (<50%)'
+        when {{ is_persistent_absence('year_to_date.absence_sessions', 'year_to_date.possible_sessions') }} then 'Stage 4: persistent absence (<90%)'
+        when year_to_date.attended_sessions * 100 < year_to_date.possible_sessions * 92 then 'Stage 3: below 92%'
+        when year_to_date.attended_sessions * 100 < year_to_date.possible_sessions * 95 then 'Stage 2: below 95%'
+        when year_to_date.attended_sessions * 100 < year_to_date.possible_sessions * 97 then 'Stage 1: below 97%'
+        else 'Acknowledge: 97% or above'
+    end as graduated_response_stage,
+    case
+        when year_to_date.possible_sessions = 0 then null
+        when {{ is_severe_absence('year_to_date.absence_sessions', 'year_to_date.possible_sessions') }}
+            then 'Multi-agency review with the LA; safeguarding check'
+        when {{ is_persistent_absence('year_to_date.absence_sessions', 'year_to_date.possible_sessions') }}
+            then 'LON5 letter; refer to LA Attendance Support Team; consider penalty referral'
+        when year_to_date.attended_sessions * 100 < year_to_date.possible_sessions * 92
+            then 'LON4 letter; further Attendance Improvement Meeting with a senior leader'
+        when year_to_date.attended_sessions * 100 < year_to_date.possible_sessions * 95
+            then 'LON3 letter; Attendance Improvement Meeting and 4-week targets'
+        when year_to_date.attended_sessions * 100 < year_to_date.possible_sessions * 97
+            then 'LON2 letter of notification'
+        else 'LON1 half-termly acknowledgement; rewards'
+    end as suggested_action,
+    this_week.is_on_watch_list,
+    this_week.is_on_watch_list and not coalesce(last_week.is_on_watch_list, false) as is_new_on_watch_list
+from this_week
+left join last_week on this_week.pupil_key = last_week.pupil_key
+left join streaks on this_week.pupil_key = streaks.pupil_key
+left join year_to_date on this_week.pupil_key = year_to_date.pupil_key

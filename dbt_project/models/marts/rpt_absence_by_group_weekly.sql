@@ -1,0 +1,93 @@
+-- Persistent and severe absence, and attendance, by trust and school, for every
+-- pupil group, as at the end of each week of the academic year, with the same
+-- week of the previous academic year beside it.
+-- population: whole_school, or statutory_school_age (Years 1-11, as national statistics).
+-- The enrolments of a week are those with marks that week; their PA/SA status is
+-- year to date as at the end of that week (DfE definitions, unrounded rates).
+with pupil_weeks as (
+    select weeks.*, characteristics.phase, characteristics.year_group_number, characteristics.is_statutory_school_age,
+        characteristics.current_form_group, characteristics.sex, characteristics.ethnicity_code,
+        characteristics.is_pupil_premium, characteristics.is_free_school_meals, characteristics.is_free_school_meals_6,
+        characteristics.is_disadvantaged, characteristics.sen_provision, characteristics.is_english_additional_language,
+        characteristics.is_looked_after,
+        {{ is_persistent_absence('weeks.year_to_date_absence_sessions', 'weeks.year_to_date_possible_sessions') }}
+            as is_persistent_absence_to_date,
+        {{ is_severe_absence('weeks.year_to_date_absence_sessions', 'weeks.year_to_date_possible_sessions') }}
+            as is_severe_absence_to_date
+    from {{ ref('int_pupil_weeks') }} as weeks
+    inner join {{ ref('int_pupil_characteristics') }} as characteristics
+        on weeks.pupil_key = characteristics.pupil_key and weeks.academic_year = characteristics.academic_year
+),
+
+grouped as (
+    {% for dimension, label in pupil_breakdowns() %}
+    {% for scope in ['trust', 'school'] %}
+    {% for population in ['whole_school', 'statutory_school_age'] %}
+    select
+        '{{ scope }}' as scope,
+        {{ "school_urn" if scope == 'school' else "cast(null as " ~ dbt.type_string() ~ ")" }} as school_urn,
+        academic_year,
+        academic_week_number,
+        min(week_start_date) as week_start_date,
+        '{{ population }}' as population,
+        '{{ dimension }}' as dimension,
+        {{ label }} as dimension_value,
+        count(*) as enrolments,
+        sum(case when is_persistent_absence_to_date then 1 else 0 end) as persistent_absence_enrolments,
+        sum(case when is_severe_absence_to_date then 1 else 0 end) as severe_absence_enrolments,
+        sum(possible_sessions) as week_possible_sessions,
+        sum(attended_sessions) as week_attended_sessions,
+        sum(year_to_date_possible_sessions) as year_to_date_possible_sessions,
+        sum(year_to_date_attended_sessions) as year_to_date_attended_sessions
+    from pupil_weeks
+    {% if population == 'statutory_school_age' %}where is_statutory_school_age{% endif %}
+    group by {{ "school_urn, " if scope == 'school' else "" }}academic_year, academic_week_number
+        {%- if not label.startswith("'") %}, {{ label }}{% endif %}
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+),
+
+measured as (
+    select
+        grouped.*,
+        {{ safe_ratio('persistent_absence_enrolments', 'enrolments') }} as persistent_absence_rate,
+        {{ safe_ratio('severe_absence_enrolments', 'enrolments') }} as severe_absence_rate,
+        {{ safe_ratio('week_attended_sessions', 'week_possible_sessions') }} as week_attendance_rate,
+        {{ safe_ratio('year_to_date_attended_sessions', 'year_to_date_possible_sessions') }} as year_to_date_attendance_rate
+    from grouped
+)
+
+select
+    current_year.scope,
+    current_year.school_urn,
+    cast(current_year.academic_year as {{ dbt.type_int() }}) as academic_year,
+    current_year.academic_week_number,
+    current_year.week_start_date,
+    current_year.population,
+    current_year.dimension,
+    current_year.dimension_value,
+    cast(current_year.enrolments as {{ dbt.type_int() }}) as enrolments,
+    cast(current_year.persistent_absence_enrolments as {{ dbt.type_int() }}) as persistent_absence_enrolments,
+    current_year.persistent_absence_rate,
+    cast(current_year.severe_absence_enrolments as {{ dbt.type_int() }}) as severe_absence_enrolments,
+    current_year.severe_absence_rate,
+    current_year.week_attendance_rate,
+    current_year.year_to_date_attendance_rate,
+    cast(previous_year.enrolments as {{ dbt.type_int() }}) as previous_year_enrolments,
+    previous_year.persistent_absence_rate as previous_year_persistent_absence_rate,
+    previous_year.severe_absence_rate as previous_year_severe_absence_rate,
+    previous_year.week_attendance_rate as previous_year_week_attendance_rate,
+    previous_year.year_to_date_attendance_rate as previous_year_year_to_date_attendance_rate
+from measured as current_year
+left join measured as previous_year
+    on previous_year.scope = current_year.scope
+    and coalesce(previous_year.school_urn, '') = coalesce(current_year.school_urn, '')
+    and previous_year.academic_year = current_year.academic_year - 1
+    and previous_year.academic_week_number = current_year.academic_week_number
+    and previous_year.population = current_year.population
+    and previous_year.dimension = current_year.dimension
+    and previous_year.dimension_value = current_year.dimension_value

@@ -1,0 +1,89 @@
+-- The pupil premium attendance gap: PP vs non-PP attendance and persistent absence,
+-- year to date as at the end of each week, by trust, phase and school, for all pupils
+-- and each year group; with the national FSM gap and the trust's 2019 aspiration
+-- (primary 2.1, secondary 3.6 points) from the benchmarks seed.
+-- Gaps are in percentage points: positive means PP pupils attend less.
+with pupil_weeks as (
+    select
+        weeks.*,
+        characteristics.phase,
+        characteristics.is_pupil_premium,
+        case when characteristics.year_group_number is null then 'Unknown'
+             when characteristics.year_group_number <= 0 then 'Early years'
+             else {{ dbt.concat(["'Year '", dbt.safe_cast('characteristics.year_group_number', api.Column.translate_type('string'))]) }}
+        end as year_group,
+        {{ is_persistent_absence('weeks.year_to_date_absence_sessions', 'weeks.year_to_date_possible_sessions') }}
+            as is_persistent_absence_to_date
+    from {{ ref('int_pupil_weeks') }} as weeks
+    inner join {{ ref('int_pupil_characteristics') }} as characteristics
+        on weeks.pupil_key = characteristics.pupil_key and weeks.academic_year = characteristics.academic_year
+),
+
+grouped as (
+    {% for scope, scope_key in [('trust', "'Trust'"), ('phase', 'phase'), ('school', 'school_urn')] %}
+    {% for year_group in ['all', 'each'] %}
+    select
+        '{{ scope }}' as scope,
+        {{ scope_key }} as scope_value,
+        max(phase) as phase_if_single,
+        count(distinct phase) as phases,
+        academic_year,
+        academic_week_number,
+        min(week_start_date) as week_start_date,
+        {{ "'All'" if year_group == 'all' else 'year_group' }} as year_group,
+        sum(case when is_pupil_premium then 1 else 0 end) as pupil_premium_enrolments,
+        sum(case when not is_pupil_premium then 1 else 0 end) as other_enrolments,
+        sum(case when is_pupil_premium then year_to_date_attended_sessions else 0 end) as pp_attended,
+        sum(case when is_pupil_premium then year_to_date_possible_sessions else 0 end) as pp_possible,
+        sum(case when not is_pupil_premium then year_to_date_attended_sessions else 0 end) as other_attended,
+        sum(case when not is_pupil_premium then year_to_date_possible_sessions else 0 end) as other_possible,
+        sum(case when is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end) as pp_persistent,
+        sum(case when not is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end) as other_persistent
+    from pupil_weeks
+    group by {% if not scope_key.startswith("'") %}{{ scope_key }}, {% endif %}academic_year, academic_week_number
+        {%- if year_group == 'each' %}, year_group{% endif %}
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+),
+
+measured as (
+    select
+        grouped.*,
+        case when phases = 1 then phase_if_single end as phase,
+        {{ safe_ratio('pp_attended', 'pp_possible') }} as pupil_premium_attendance_rate,
+        {{ safe_ratio('other_attended', 'other_possible') }} as other_attendance_rate,
+        {{ safe_ratio('pp_persistent', 'pupil_premium_enrolments') }} as pupil_premium_persistent_absence_rate,
+        {{ safe_ratio('other_persistent', 'other_enrolments') }} as other_persistent_absence_rate
+    from grouped
+),
+
+benchmarks as (
+    select benchmark_key, phase, value from {{ ref('national_benchmarks') }} where area = 'England'
+)
+
+select
+    measured.scope,
+    measured.scope_value,
+    measured.phase,
+    cast(measured.academic_year as {{ dbt.type_int() }}) as academic_year,
+    measured.academic_week_number,
+    measured.week_start_date,
+    measured.year_group,
+    cast(measured.pupil_premium_enrolments as {{ dbt.type_int() }}) as pupil_premium_enrolments,
+    cast(measured.other_enrolments as {{ dbt.type_int() }}) as other_enrolments,
+    measured.pupil_premium_attendance_rate,
+    measured.other_attendance_rate,
+    (measured.other_attendance_rate - measured.pupil_premium_attendance_rate) * 100 as attendance_gap_points,
+    measured.pupil_premium_persistent_absence_rate,
+    measured.other_persistent_absence_rate,
+    (measured.pupil_premium_persistent_absence_rate - measured.other_persistent_absence_rate) * 100
+        as persistent_absence_gap_points,
+    national_gap.value as national_fsm_attendance_gap_points,
+    aspiration.value as aspiration_gap_points
+from measured
+left join benchmarks as national_gap
+    on national_gap.benchmark_key = 'fsm_absence_gap_points' and national_gap.phase = 'all'
+left join benchmarks as aspiration
+    on aspiration.benchmark_key = 'pupil_premium_gap_aspiration_points' and aspiration.phase = measured.phase
