@@ -137,3 +137,73 @@ def test_running_the_same_night_again_changes_nothing(tiny_trust):
     with engine.connect() as conn:
         after = _table_checksums(conn)
     assert after == before
+
+
+def _independent_figures(trust_dir: Path, manifest: dict, urn: str) -> dict:
+    """The school's figures recomputed in pandas from the CSV it sent, with the code seed."""
+    import pandas as pd
+
+    from trust_attendance.codes import code_table
+
+    marks = pd.read_csv(trust_dir / manifest["schools"][urn]["extract_folder"] / "marks.csv", dtype=str,
+                        keep_default_na=False)
+    marks["date"] = pd.to_datetime(marks["session_date"]).dt.date
+    category = {}
+    for code in code_table():
+        category[code.code] = code  # all demo dates are after August 2024: one meaning per code
+    marks["category"] = marks["mark"].map(lambda m: category[m].category if m in category else None)
+    marks["possible"] = marks["mark"].map(lambda m: m in category and category[m].counts_as_possible)
+    marks["attended"] = marks["category"].isin(["present", "approved_educational_activity", "attending_elsewhere"])
+    marks["absent"] = marks["category"].isin(["authorised_absence", "unauthorised_absence"])
+    marks["unauthorised"] = marks["category"] == "unauthorised_absence"
+    per_pupil = marks.groupby("pupil_id").agg(possible=("possible", "sum"), attended=("attended", "sum"),
+                                              absent=("absent", "sum"))
+    # School weeks: weeks (Monday start) with at least one possible session at this school.
+    marks["week"] = pd.to_datetime(marks["session_date"]).dt.to_period("W-SUN").dt.start_time.dt.date
+    school_weeks = sorted(marks.loc[marks["possible"], "week"].unique())
+    last_ten = set(school_weeks[-10:])
+    unauthorised_10 = marks[marks["week"].isin(last_ten) & marks["unauthorised"]].groupby("pupil_id").size()
+    return {
+        "per_pupil": per_pupil,
+        "school_attendance": per_pupil["attended"].sum() / per_pupil["possible"].sum(),
+        "unauthorised_10_weeks": unauthorised_10,
+        "blank_marks": int((marks["mark"] == "").sum()),
+        "codes": marks.loc[marks["mark"] != "", "mark"].value_counts().to_dict(),
+    }
+
+
+def test_marts_agree_with_figures_computed_independently_in_python(tiny_trust):
+    trust_dir, manifest, engine = tiny_trust
+    urn = next(urn for urn, s in manifest["schools"].items() if "invalid_code" not in s)
+    expected = _independent_figures(trust_dir, manifest, urn)
+    with engine.connect() as conn:
+        marts = {r.pupil_id: r for r in conn.execute(sa.text(
+            """
+            select p.pupil_id, a.possible_sessions, a.attended_sessions, a.absence_sessions,
+                   a.is_persistent_absence, a.is_severe_absence, w.unauthorised_sessions_10_school_weeks
+            from marts.fct_pupil_attendance a
+            join marts.dim_pupils p using (pupil_key)
+            join marts.fct_watch_list w using (pupil_key)
+            where a.school_urn = :u
+            """), {"u": urn})}
+        school_rate = conn.execute(sa.text(
+            "select sum(attended_sessions)::numeric / sum(possible_sessions) from marts.fct_pupil_attendance "
+            "where school_urn = :u"), {"u": urn}).scalar()
+        blank = conn.execute(sa.text(
+            "select count(*) from marts.fct_missing_marks where school_urn = :u and missing_kind = 'blank mark'"),
+            {"u": urn}).scalar()
+        codes = dict(conn.execute(sa.text(
+            "select attendance_code, marks from marts.rpt_marks_by_code "
+            "where scope = 'school' and school_urn = :u and attendance_code <> '(missing)'"), {"u": urn}).all())
+    per_pupil = expected["per_pupil"]
+    assert set(marts) == set(per_pupil.index)
+    for pupil_id, row in per_pupil.iterrows():
+        mart = marts[pupil_id]
+        assert (mart.possible_sessions, mart.attended_sessions, mart.absence_sessions) == (
+            row["possible"], row["attended"], row["absent"]), pupil_id
+        assert mart.is_persistent_absence == (row["possible"] > 0 and row["absent"] * 10 >= row["possible"])
+        assert mart.is_severe_absence == (row["possible"] > 0 and row["absent"] * 2 >= row["possible"])
+        assert mart.unauthorised_sessions_10_school_weeks == expected["unauthorised_10_weeks"].get(pupil_id, 0)
+    assert float(school_rate) == pytest.approx(expected["school_attendance"], abs=1e-12)
+    assert blank == expected["blank_marks"] == manifest["schools"][urn]["missing_marks"]["count"]
+    assert codes == expected["codes"]
