@@ -87,3 +87,26 @@ def test_injected_defects_are_recorded(trust):
     assert (marks["mark"] == "").sum() == missing["count"]
     invalid = schools[-1]["invalid_code"]
     assert (marks["mark"] == invalid["code"]).sum() == 1
+
+
+def test_attainment_falls_with_absence(tmp_path):
+    """KS4 results exist for last year's Year 11 and fall with that year's absence."""
+    out = tmp_path / "trust"
+    generate_trust(out, n_schools=2, seed=5, as_of=dt.date(2026, 10, 9), history_years=2, progress=False)
+    codes = {c.code: c.category for c in code_table() if c.valid_on(AS_OF)}
+    ks4 = []
+    for folder in out.glob("drop/*/*"):
+        results = pd.read_csv(folder / "attainment.csv", dtype=str, keep_default_na=False)
+        marks = pd.read_csv(folder / "marks.csv", dtype=str, keep_default_na=False)
+        marks = marks[(marks["session_date"] >= "2025-09-01") & (marks["session_date"] < "2026-09-01")]
+        marks = marks.assign(category=marks["mark"].map(codes)).dropna(subset=["category"])
+        marks = marks[marks["category"] != "not_counted"]
+        absence = marks.groupby("pupil_id")["category"].apply(
+            lambda c: c.isin(["authorised_absence", "unauthorised_absence"]).mean())
+        ks4.append(results[results["key_stage"] == "KS4"].assign(absence=lambda r: r["pupil_id"].map(absence)))
+    ks4 = pd.concat(ks4)
+    assert len(ks4) > 50
+    assert (ks4["academic_year"] == "2025").all() and (ks4["progress_8"] == "").all()  # no P8 for 2025/26
+    a8 = ks4["attainment_8"].astype(float)
+    persistent = ks4["absence"] >= 0.10
+    assert a8[persistent].mean() < a8[~persistent].mean() - 5

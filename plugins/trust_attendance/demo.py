@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from .codes import code_table
 from .school_calendar import academic_year_start, school_days
 from .paths import var_dir
 
@@ -66,6 +67,12 @@ PUPIL_COLUMNS = [
     "previously_looked_after", "child_in_need", "child_protection_plan",
 ]
 ENROLMENT_COLUMNS = ["school_urn", "pupil_id", "admission_date", "leaving_date", "enrolment_status"]
+ATTAINMENT_COLUMNS = [
+    "school_urn", "pupil_id", "academic_year", "key_stage", "attainment_8", "progress_8",
+    "english_maths_grade_4_plus", "english_maths_grade_5_plus", "ks2_reading_writing_maths_expected",
+]
+# Progress 8 is not published for the 2024/25 and 2025/26 cohorts (rules doc, "Attainment link").
+NO_PROGRESS_8_YEARS = {2024, 2025}
 INVALID_CODE = "H"  # retired in August 2024: invalid on any later date
 
 
@@ -133,30 +140,32 @@ class _SchoolGenerator:
         self.propensity: list[float] = []
         self.late_propensity: list[float] = []
         self.special_pattern: list[str] = []
+        # (pupil index, academic year) -> [possible sessions, absence sessions], for attainment.
+        self.tally: dict[tuple[int, int], list[int]] = {}
+        self.categories = {c.code: c for c in code_table() if c.valid_on(as_of)}
 
     def build_pupils(self) -> None:
         rng, plan = self.rng, self.plan
         n_groups = len(self.year_groups)
-        # Every cohort on roll in any generated year: offset k means the cohort that is in
-        # the school's k-th year group in the current year (negative: already left).
+        # Every cohort on roll in any generated year, by its position now: position p < n_groups
+        # is in year_groups[p] this year; p >= n_groups left at the end of an earlier year.
         years_back = self.current_year - self.first_year
-        for k in range(-years_back, n_groups):
+        for position in range(n_groups + years_back):
             size = max(3, int(round(plan.pupils_per_year * rng.uniform(0.85, 1.05))))
             for _ in range(size):
-                self._add_pupil(k, n_groups)
+                self._add_pupil(position, n_groups)
         # Mid-year joiners in every generated year.
         for year in range(self.first_year, self.current_year + 1):
             for _ in range(int(plan.pupils_per_year * n_groups * 0.03)):
-                k = int(rng.integers(0, n_groups)) - (self.current_year - year)
-                self._add_pupil(k, n_groups, joins_in=year)
+                position = int(rng.integers(0, n_groups)) + (self.current_year - year)
+                self._add_pupil(position, n_groups, joins_in=year)
 
-    def _add_pupil(self, k: int, n_groups: int, joins_in: int | None = None) -> None:
+    def _add_pupil(self, position: int, n_groups: int, joins_in: int | None = None) -> None:
         rng, plan = self.rng, self.plan
         seq = len(self.pupils) + 1
-        # Academic year in which this cohort sits in the school's first year group.
-        entry_year = self.current_year - k
-        if k >= 0:
-            year_group = self.year_groups[k]
+        entry_year = self.current_year - position  # the year the cohort started in the first year group
+        if position < n_groups:
+            year_group = self.year_groups[position]
             ref_year = self.current_year
         else:  # left at the end of the year when they were in the top year group
             year_group = self.year_groups[-1]
@@ -164,10 +173,12 @@ class _SchoolGenerator:
         ncy = year_group_number(year_group)
         if joins_in is not None:
             admission = _year_start(joins_in) + dt.timedelta(days=int(rng.integers(20, 300)))
+            if admission > self.as_of:
+                return  # not joined yet
         else:
             admission = dt.date(entry_year, 9, 3)
         leaving = None
-        if k < 0:
+        if position >= n_groups:
             leaving = _year_end(ref_year)
         elif rng.random() < 0.03:  # leaves partway through the current or previous year
             leave_year = int(rng.integers(max(self.first_year, admission.year - (admission.month < 9)), self.current_year + 1))
@@ -301,6 +312,11 @@ class _SchoolGenerator:
         return cache[key]
 
     def _row(self, i: int, day: dt.date, session: str, mark: str) -> list:
+        code = self.categories.get(mark)
+        if code is not None and code.counts_as_possible:
+            tally = self.tally.setdefault((i, academic_year_start(day)), [0, 0])
+            tally[0] += 1
+            tally[1] += code.category in ("authorised_absence", "unauthorised_absence")
         minutes_late = ""
         comment = ""
         if mark in ("L", "U"):
@@ -308,6 +324,39 @@ class _SchoolGenerator:
         elif mark == "M" and self.rng.random() < 0.3:
             comment = "Appointment, hospital"
         return [self.plan.urn, self.pupils[i]["pupil_id"], day.isoformat(), session, mark, minutes_late, comment]
+
+
+    def attainment(self):
+        """KS2 and KS4 results for pupils who finished Year 6 or Year 11 in a generated year.
+
+        Outcomes fall with that year's absence and with disadvantage, as in the
+        national data (seed 001 shows P8 falling across attendance bands).
+        """
+        rng = self.rng
+        for (i, year), (possible, absent) in sorted(self.tally.items()):
+            if possible == 0 or year >= academic_year_start(self.as_of):
+                continue  # results exist only for completed years
+            year_group = self._year_group_in(i, dt.date(year + 1, 6, 1), {})
+            if year_group not in ("6", "11"):
+                continue
+            absence = absent / possible
+            pupil = self.pupils[i]
+            disadvantage = 1.0 if pupil["pupil_premium"] else 0.0
+            sen = {"N": 0.0, "K": 1.0, "E": 2.5}[pupil["sen_provision"]]
+            row = {"school_urn": self.plan.urn, "pupil_id": pupil["pupil_id"], "academic_year": year,
+                   "attainment_8": "", "progress_8": "", "english_maths_grade_4_plus": "",
+                   "english_maths_grade_5_plus": "", "ks2_reading_writing_maths_expected": ""}
+            if year_group == "11":
+                a8 = float(np.clip(50 - 110 * (absence - 0.07) - 6 * disadvantage - 5 * sen + rng.normal(0, 11), 0, 90))
+                row.update(key_stage="KS4", attainment_8=f"{a8:.1f}",
+                           english_maths_grade_4_plus=bool(rng.random() < 1 / (1 + np.exp(-(a8 - 40) / 6))),
+                           english_maths_grade_5_plus=bool(rng.random() < 1 / (1 + np.exp(-(a8 - 50) / 6))))
+                if year not in NO_PROGRESS_8_YEARS:
+                    row["progress_8"] = f"{(a8 - 46) / 10 + rng.normal(0, 0.4):.2f}"
+            else:
+                logit = 0.6 - 12 * (absence - 0.05) - 0.7 * disadvantage - 0.9 * sen
+                row.update(key_stage="KS2", ks2_reading_writing_maths_expected=bool(rng.random() < 1 / (1 + np.exp(-logit))))
+            yield row
 
 
 def _csv_value(value) -> str:
@@ -378,8 +427,9 @@ def generate_trust(
         n_marks = _write_csv(folder / "marks.csv", MARK_COLUMNS, marks_rows)
         n_pupils = _write_csv(folder / "pupils.csv", PUPIL_COLUMNS, gen.pupils)
         _write_csv(folder / "enrolments.csv", ENROLMENT_COLUMNS, gen.enrolments)
+        n_results = _write_csv(folder / "attainment.csv", ATTAINMENT_COLUMNS, gen.attainment())
         manifest["schools"][plan.urn] = {
-            "name": plan.name, "phase": plan.phase, "pupils": n_pupils, "marks": n_marks,
+            "name": plan.name, "phase": plan.phase, "pupils": n_pupils, "marks": n_marks, "attainment_results": n_results,
             "extract_folder": str(folder.relative_to(out_dir)), **injected,
         }
         bar.update(1)

@@ -55,6 +55,14 @@ create table if not exists raw.enrolments (
     primary key (school_urn, extract_date, pupil_id, admission_date)
 );
 
+create table if not exists raw.attainment (
+    school_urn text not null, pupil_id text not null, academic_year integer not null, key_stage text not null,
+    attainment_8 numeric, progress_8 numeric, english_maths_grade_4_plus boolean,
+    english_maths_grade_5_plus boolean, ks2_reading_writing_maths_expected boolean,
+    extract_date date not null,
+    primary key (school_urn, extract_date, pupil_id, academic_year, key_stage)
+);
+
 create table if not exists raw.schools (
     school_urn  text primary key,
     school_name text not null,
@@ -85,7 +93,12 @@ PUPIL_COLUMNS = [
     "previously_looked_after", "child_in_need", "child_protection_plan",
 ]
 ENROLMENT_COLUMNS = ["school_urn", "pupil_id", "admission_date", "leaving_date", "enrolment_status"]
-VALIDATED_FILES = {"marks.csv": MARK_COLUMNS, "pupils.csv": PUPIL_COLUMNS, "enrolments.csv": ENROLMENT_COLUMNS}
+ATTAINMENT_COLUMNS = [
+    "school_urn", "pupil_id", "academic_year", "key_stage", "attainment_8", "progress_8",
+    "english_maths_grade_4_plus", "english_maths_grade_5_plus", "ks2_reading_writing_maths_expected",
+]
+VALIDATED_FILES = {"marks.csv": MARK_COLUMNS, "pupils.csv": PUPIL_COLUMNS, "enrolments.csv": ENROLMENT_COLUMNS,
+                   "attainment.csv": ATTAINMENT_COLUMNS}
 
 
 @dataclass
@@ -137,7 +150,10 @@ def write_validated(batch: LandedBatch, frames: dict[str, pd.DataFrame]) -> Path
     folder = validated_dir(batch)
     folder.mkdir(parents=True, exist_ok=True)
     for name, columns in VALIDATED_FILES.items():
-        frames[name][columns].to_csv(folder / name, index=False, header=False)
+        if name in frames:
+            frames[name][columns].to_csv(folder / name, index=False, header=False)
+        else:
+            (folder / name).unlink(missing_ok=True)
     return folder
 
 
@@ -186,8 +202,11 @@ def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadRe
         in_extract = conn.execute("select count(*) from incoming_marks").fetchone()[0]
         counts = {}
         for table, columns, name in (("raw.pupils", PUPIL_COLUMNS, "pupils.csv"),
-                                     ("raw.enrolments", ENROLMENT_COLUMNS, "enrolments.csv")):
+                                     ("raw.enrolments", ENROLMENT_COLUMNS, "enrolments.csv"),
+                                     ("raw.attainment", ATTAINMENT_COLUMNS, "attainment.csv")):
             conn.execute(f"delete from {table} where school_urn = %(urn)s and extract_date = %(d)s", params)
+            if not (folder / name).exists():
+                continue
             _create_incoming(conn, "incoming", table, columns)
             _copy(conn, "incoming", columns, folder / name)
             counts[table] = conn.execute(

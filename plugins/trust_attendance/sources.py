@@ -17,6 +17,7 @@ from pathlib import Path
 from .config import School
 
 EXPORT_FILES = ("marks.csv", "pupils.csv", "enrolments.csv")
+OPTIONAL_EXPORT_FILES = ("attainment.csv",)  # KS2/KS4 results, sent when a school has them
 
 
 class ExtractError(RuntimeError):
@@ -74,7 +75,9 @@ def extract_csv_drop(school: School, extract_date: dt.date, landing_root: Path) 
     missing = [name for name in EXPORT_FILES if not (export / name).is_file()]
     if missing:
         raise ExtractError(f"school {school.urn} ({school.name}): export {export} lacks {', '.join(missing)}")
-    return _land(school, extract_date, {name: export / name for name in EXPORT_FILES}, landing_root)
+    files = {name: export / name for name in EXPORT_FILES}
+    files.update({name: export / name for name in OPTIONAL_EXPORT_FILES if (export / name).is_file()})
+    return _land(school, extract_date, files, landing_root)
 
 
 CONNECTORS = {"csv_drop": extract_csv_drop}

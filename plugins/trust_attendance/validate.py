@@ -34,10 +34,19 @@ LAYOUT = {
         "previously_looked_after", "child_in_need", "child_protection_plan",
     ],
     "enrolments.csv": ["school_urn", "pupil_id", "admission_date", "leaving_date", "enrolment_status"],
+    "attainment.csv": [
+        "school_urn", "pupil_id", "academic_year", "key_stage", "attainment_8", "progress_8",
+        "english_maths_grade_4_plus", "english_maths_grade_5_plus", "ks2_reading_writing_maths_expected",
+    ],
 }
-SUITE_FOR_FILE = {"marks.csv": "register_marks", "pupils.csv": "pupils", "enrolments.csv": "enrolments"}
-BOOLEAN_COLUMNS = ("pupil_premium", "fsm", "fsm6", "eal", "looked_after", "previously_looked_after",
-                   "child_in_need", "child_protection_plan")
+OPTIONAL_FILES = {"attainment.csv"}
+SUITE_FOR_FILE = {"marks.csv": "register_marks", "pupils.csv": "pupils", "enrolments.csv": "enrolments",
+                  "attainment.csv": "attainment"}
+BOOLEAN_COLUMNS = {
+    "pupils.csv": ("pupil_premium", "fsm", "fsm6", "eal", "looked_after", "previously_looked_after",
+                   "child_in_need", "child_protection_plan"),
+    "attainment.csv": ("english_maths_grade_4_plus", "english_maths_grade_5_plus", "ks2_reading_writing_maths_expected"),
+}
 TRUE_WORDS, FALSE_WORDS = {"y", "yes", "true", "t", "1"}, {"n", "no", "false", "f", "0"}
 MISSING_MARKS = {"", "-"}
 MAX_LISTED_ROWS = 20
@@ -131,7 +140,7 @@ def read_export(path: Path, school_urn: str) -> pd.DataFrame:
         parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
             [f"unexpected column(s) {', '.join(extra)}"] if extra else [])
         raise fail("header does not match the export layout: " + "; ".join(parts), [1])
-    if frame.empty:
+    if frame.empty and name not in OPTIONAL_FILES:  # an optional file may legitimately have nothing to say
         raise fail("the file has a header but no rows", [1])
     if text.rstrip("\r\n") and not text.endswith(("\n", "\r")):
         # A last line with no newline is how a truncated transfer looks: check its field count.
@@ -167,9 +176,19 @@ def _normalise(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     marks["session_day"] = pd.to_datetime(marks["session_date"], format="%Y-%m-%d", errors="coerce").dt.date
     marks["mark"] = marks["mark"].where(~marks["mark"].isin(MISSING_MARKS), None)
     marks["minutes_late"] = marks["minutes_late"].where(marks["minutes_late"] != "", None)
-    for column in BOOLEAN_COLUMNS:
-        lowered = pupils[column].str.lower()
-        pupils[column] = lowered.map(lambda v: True if v in TRUE_WORDS else False if v in FALSE_WORDS else v).astype(object)
+    for name, columns in BOOLEAN_COLUMNS.items():
+        if name not in frames:
+            continue
+        for column in columns:
+            lowered = frames[name][column].str.lower()
+            frames[name][column] = lowered.map(
+                lambda v: None if v == "" else True if v in TRUE_WORDS else False if v in FALSE_WORDS else v
+            ).astype(object)
+    if "attainment.csv" in frames:
+        results = frames["attainment.csv"]
+        for column in ("attainment_8", "progress_8"):
+            results[column] = results[column].where(results[column] != "", None)
+        results["pupil_known"] = results["pupil_id"].isin(set(pupils["pupil_id"]))
     enrolments["leaving_date"] = enrolments["leaving_date"].where(enrolments["leaving_date"] != "", None)
     enrolments["pupil_known"] = enrolments["pupil_id"].isin(set(pupils["pupil_id"]))
     marks["pupil_on_roll"] = _marks_within_enrolment(marks, enrolments)
@@ -282,7 +301,8 @@ def validate_batch(batch: LandedBatch) -> tuple[ValidationReport, dict[str, pd.D
     """Parse and validate one landed batch. Returns the report and the parsed frames."""
     report = ValidationReport(batch.school_urn, batch.extract_date.isoformat())
     try:
-        frames = {name: read_export(batch.file(name), batch.school_urn) for name in LAYOUT}
+        frames = {name: read_export(batch.file(name), batch.school_urn) for name in LAYOUT
+                  if name not in OPTIONAL_FILES or batch.file(name).exists()}
     except ParseError as exc:
         report.findings.append(exc.finding)
         return report, {}
