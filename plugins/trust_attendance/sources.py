@@ -49,22 +49,34 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _land(school: School, extract_date: dt.date, files: dict[str, Path], landing_root: Path) -> LandedBatch:
-    folder = landing_root / school.urn / extract_date.isoformat()
-    staging = folder.with_name(folder.name + ".partial")
-    if staging.exists():
+def _staging(landing_root: Path, school_urn: str, extract_date: dt.date, fresh: bool = True) -> Path:
+    """The folder a batch is assembled in before it is published as landed."""
+    staging = landing_root / school_urn / f"{extract_date.isoformat()}.partial"
+    if fresh and staging.exists():
         shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging
+
+
+def _publish(staging: Path, school: School, extract_date: dt.date) -> LandedBatch:
+    """Checksum every file, then move the batch into place in one rename."""
     manifest = {"school_urn": school.urn, "extract_date": extract_date.isoformat(), "source": school.source["type"],
                 "landed_at": dt.datetime.now(dt.timezone.utc).isoformat(), "files": {}}
-    for name, src in files.items():
-        shutil.copyfile(src, staging / name)
-        manifest["files"][name] = {"sha256": sha256(staging / name), "bytes": (staging / name).stat().st_size}
+    for path in sorted(p for p in staging.rglob("*") if p.is_file() and p.name != "manifest.json"):
+        manifest["files"][path.relative_to(staging).as_posix()] = {"sha256": sha256(path), "bytes": path.stat().st_size}
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    folder = staging.with_name(extract_date.isoformat())
     if folder.exists():  # a re-run of the same night replaces its landing copy
         shutil.rmtree(folder)
     staging.rename(folder)  # atomic: a half-copied batch is never seen as landed
     return LandedBatch(school.urn, extract_date, folder)
+
+
+def _land(school: School, extract_date: dt.date, files: dict[str, Path], landing_root: Path) -> LandedBatch:
+    staging = _staging(landing_root, school.urn, extract_date)
+    for name, src in files.items():
+        shutil.copyfile(src, staging / name)
+    return _publish(staging, school, extract_date)
 
 
 def extract_csv_drop(school: School, extract_date: dt.date, landing_root: Path) -> LandedBatch:
@@ -80,7 +92,22 @@ def extract_csv_drop(school: School, extract_date: dt.date, landing_root: Path) 
     return _land(school, extract_date, files, landing_root)
 
 
-CONNECTORS = {"csv_drop": extract_csv_drop}
+def extract_vendor_api(school: School, extract_date: dt.date, landing_root: Path) -> LandedBatch:
+    """A data broker's REST API (Wonde-style): paginated pupils and attendance sessions.
+
+    Every page is kept as received under ``api/`` and converted to the export
+    layout, so validation, quarantine and load treat it like any other batch.
+    A retried task resumes from the last page saved (the cursor in the
+    staging folder) instead of starting again.
+    """
+    from .vendor_api import fetch_school
+
+    staging = _staging(landing_root, school.urn, extract_date, fresh=False)
+    fetch_school(school, extract_date, staging)
+    return _publish(staging, school, extract_date)
+
+
+CONNECTORS = {"csv_drop": extract_csv_drop, "vendor_api": extract_vendor_api}
 
 
 def extract(school: School, extract_date: dt.date, landing_root: Path) -> LandedBatch:
