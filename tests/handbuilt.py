@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from trust_attendance.demo import ENROLMENT_COLUMNS, MARK_COLUMNS, PUPIL_COLUMNS
+from trust_attendance.export_layout import ENROLMENT_COLUMNS, MARK_COLUMNS, PUPIL_COLUMNS
 
 URN = "900999"
 DAYS = [dt.date(2026, 9, 7) + dt.timedelta(days=i) for i in range(12) if (dt.date(2026, 9, 7) + dt.timedelta(days=i)).weekday() < 5]

@@ -22,6 +22,7 @@ import yaml
 from tqdm import tqdm
 
 from .codes import code_table
+from .export_layout import ATTAINMENT_COLUMNS, ENROLMENT_COLUMNS, MARK_COLUMNS, PUPIL_COLUMNS
 from .school_calendar import academic_year_start, school_days
 from .paths import var_dir
 
@@ -60,17 +61,6 @@ EPISODE_CODES = ("I", "O", "G", "N", "C", "E", "R", "M")
 EPISODE_WEIGHTS = np.array([0.66, 0.09, 0.07, 0.04, 0.03, 0.01, 0.02, 0.08])
 SEVERE_CODES = ("O", "I", "N", "C2", "E")
 SEVERE_WEIGHTS = np.array([0.5, 0.28, 0.08, 0.1, 0.04])
-MARK_COLUMNS = ["school_urn", "pupil_id", "session_date", "session", "mark", "minutes_late", "comment"]
-PUPIL_COLUMNS = [
-    "school_urn", "pupil_id", "upn", "legal_forename", "legal_surname", "date_of_birth", "sex", "ethnicity",
-    "year_group", "form", "pupil_premium", "fsm", "fsm6", "sen_provision", "eal", "looked_after",
-    "previously_looked_after", "child_in_need", "child_protection_plan",
-]
-ENROLMENT_COLUMNS = ["school_urn", "pupil_id", "admission_date", "leaving_date", "enrolment_status"]
-ATTAINMENT_COLUMNS = [
-    "school_urn", "pupil_id", "academic_year", "key_stage", "attainment_8", "progress_8",
-    "english_maths_grade_4_plus", "english_maths_grade_5_plus", "ks2_reading_writing_maths_expected",
-]
 # Progress 8 is not published for the 2024/25 and 2025/26 cohorts (rules doc, "Attainment link").
 NO_PROGRESS_8_YEARS = {2024, 2025}
 INVALID_CODE = "H"  # retired in August 2024: invalid on any later date
@@ -326,6 +316,60 @@ class _SchoolGenerator:
         return [self.plan.urn, self.pupils[i]["pupil_id"], day.isoformat(), session, mark, minutes_late, comment]
 
 
+    def write_transfer_files(self, folder: Path, limit: int = 5) -> int:
+        """A Common Transfer File for each of the first few pupils who joined this year.
+
+        Their previous school is synthetic (URN 1009xx); the history is last
+        academic year's totals and, for the last week of it, the marks.
+        """
+        joiners = [i for i, e in enumerate(self.enrolments)
+                   if academic_year_start(dt.date.fromisoformat(e["admission_date"])) == self.current_year
+                   and e["admission_date"] > f"{self.current_year}-09-03"][:limit]
+        if not joiners:
+            return 0
+        folder.mkdir(parents=True, exist_ok=True)
+        previous_year = self.current_year - 1
+        last_week = [d for d in school_days(previous_year)][-5:]
+        start = last_week[0]
+        for n, i in enumerate(joiners, start=1):
+            pupil = self.pupils[i]
+            possible = int(self.rng.integers(300, 381))
+            absent = int(possible * min(0.6, self.propensity[i]))
+            authorised = absent - absent // 4
+            marks = []
+            for offset in range((last_week[-1] - start).days + 1):
+                day = start + dt.timedelta(days=offset)
+                marks += ["/", "\\"] if day in last_week else ["#", "#"]
+            urn = f"1009{n:02d}"
+            (folder / f"CTF_{urn}_{self.plan.urn}_{pupil['pupil_id']}.xml").write_text(
+                f"""<?xml version="1.0" encoding="UTF-8"?>
+<CTfile>
+  <Header>
+    <DocumentName>Common Transfer File</DocumentName><CTFversion>25.0</CTFversion>
+    <SourceSchool><LEA>{self.plan.la_code}</LEA><Estab>{urn[-4:]}</Estab><URN>{urn}</URN><SchoolName>Previous School {n}</SchoolName></SourceSchool>
+    <DestSchool><LEA>{self.plan.la_code}</LEA><Estab>{self.plan.urn[-4:]}</Estab><URN>{self.plan.urn}</URN></DestSchool>
+  </Header>
+  <CTFpupilData>
+    <Pupil>
+      <UPN>{pupil['upn']}</UPN><Surname>{pupil['legal_surname']}</Surname><Forename>{pupil['legal_forename']}</Forename>
+      <DOB>{pupil['date_of_birth']}</DOB><Gender>{pupil['sex']}</Gender>
+      <Attendance>
+        <YearData>
+          <Year>{previous_year}</Year>
+          <SessionsPossible>{possible}</SessionsPossible><SessionsAttended>{possible - absent}</SessionsAttended>
+          <SessionsAuthorised>{authorised}</SessionsAuthorised><SessionsUnauthorised>{absent - authorised}</SessionsUnauthorised>
+          <AttendSessions>
+            <AttendanceStartDate>{start.isoformat()}</AttendanceStartDate>
+            <AttendanceMarks>{''.join(marks)}</AttendanceMarks>
+          </AttendSessions>
+        </YearData>
+      </Attendance>
+    </Pupil>
+  </CTFpupilData>
+</CTfile>
+""", encoding="utf-8")
+        return len(joiners)
+
     def attainment(self):
         """KS2 and KS4 results for pupils who finished Year 6 or Year 11 in a generated year.
 
@@ -428,8 +472,10 @@ def generate_trust(
         n_pupils = _write_csv(folder / "pupils.csv", PUPIL_COLUMNS, gen.pupils)
         _write_csv(folder / "enrolments.csv", ENROLMENT_COLUMNS, gen.enrolments)
         n_results = _write_csv(folder / "attainment.csv", ATTAINMENT_COLUMNS, gen.attainment())
+        n_transfers = gen.write_transfer_files(folder / "ctf")
         manifest["schools"][plan.urn] = {
             "name": plan.name, "phase": plan.phase, "pupils": n_pupils, "marks": n_marks, "attainment_results": n_results,
+            "transfer_files": n_transfers,
             "extract_folder": str(folder.relative_to(out_dir)), **injected,
         }
         bar.update(1)

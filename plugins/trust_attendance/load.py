@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 
+from .export_layout import DERIVED_FILES, EXPORT_FILES, MARK_COLUMNS
 from .paths import var_dir
 from .sources import LandedBatch
 from .validate import ValidationReport
@@ -63,6 +64,18 @@ create table if not exists raw.attainment (
     primary key (school_urn, extract_date, pupil_id, academic_year, key_stage)
 );
 
+create table if not exists raw.transfer_attendance (
+    school_urn text not null, upn text not null, source_urn text, source_la text, source_estab text,
+    academic_year integer not null, sessions_possible integer, sessions_attended integer,
+    sessions_authorised integer, sessions_unauthorised integer, file text, extract_date date not null
+);
+comment on table raw.transfer_attendance is 'Attendance totals from Common Transfer Files of pupils who joined.';
+
+create table if not exists raw.transfer_marks (
+    school_urn text not null, upn text not null, source_urn text, session_date date not null,
+    session text not null, mark text, file text, extract_date date not null
+);
+
 create table if not exists raw.schools (
     school_urn  text primary key,
     school_name text not null,
@@ -86,19 +99,15 @@ create table if not exists raw.load_batches (
 );
 """
 
-MARK_COLUMNS = ["school_urn", "pupil_id", "session_date", "session", "mark", "minutes_late", "comment"]
-PUPIL_COLUMNS = [
-    "school_urn", "pupil_id", "upn", "legal_forename", "legal_surname", "date_of_birth", "sex", "ethnicity",
-    "year_group", "form", "pupil_premium", "fsm", "fsm6", "sen_provision", "eal", "looked_after",
-    "previously_looked_after", "child_in_need", "child_protection_plan",
-]
-ENROLMENT_COLUMNS = ["school_urn", "pupil_id", "admission_date", "leaving_date", "enrolment_status"]
-ATTAINMENT_COLUMNS = [
-    "school_urn", "pupil_id", "academic_year", "key_stage", "attainment_8", "progress_8",
-    "english_maths_grade_4_plus", "english_maths_grade_5_plus", "ks2_reading_writing_maths_expected",
-]
-VALIDATED_FILES = {"marks.csv": MARK_COLUMNS, "pupils.csv": PUPIL_COLUMNS, "enrolments.csv": ENROLMENT_COLUMNS,
-                   "attainment.csv": ATTAINMENT_COLUMNS}
+VALIDATED_FILES = {**EXPORT_FILES, **DERIVED_FILES}
+# Snapshot tables: each extract's rows replace that extract's earlier load.
+SNAPSHOT_TABLE_FOR_FILE = {
+    "pupils.csv": "raw.pupils",
+    "enrolments.csv": "raw.enrolments",
+    "attainment.csv": "raw.attainment",
+    "transfer_attendance.csv": "raw.transfer_attendance",
+    "transfer_marks.csv": "raw.transfer_marks",
+}
 
 
 @dataclass
@@ -201,9 +210,8 @@ def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadRe
         ).rowcount
         in_extract = conn.execute("select count(*) from incoming_marks").fetchone()[0]
         counts = {}
-        for table, columns, name in (("raw.pupils", PUPIL_COLUMNS, "pupils.csv"),
-                                     ("raw.enrolments", ENROLMENT_COLUMNS, "enrolments.csv"),
-                                     ("raw.attainment", ATTAINMENT_COLUMNS, "attainment.csv")):
+        for name, table in SNAPSHOT_TABLE_FOR_FILE.items():
+            columns = VALIDATED_FILES[name]
             conn.execute(f"delete from {table} where school_urn = %(urn)s and extract_date = %(d)s", params)
             if not (folder / name).exists():
                 continue

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import School
-
-EXPORT_FILES = ("marks.csv", "pupils.csv", "enrolments.csv")
-OPTIONAL_EXPORT_FILES = ("attainment.csv",)  # KS2/KS4 results, sent when a school has them
+from .export_layout import EXPORT_FILES, OPTIONAL_FILES
 
 
 class ExtractError(RuntimeError):
@@ -75,6 +73,7 @@ def _publish(staging: Path, school: School, extract_date: dt.date) -> LandedBatc
 def _land(school: School, extract_date: dt.date, files: dict[str, Path], landing_root: Path) -> LandedBatch:
     staging = _staging(landing_root, school.urn, extract_date)
     for name, src in files.items():
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, staging / name)
     return _publish(staging, school, extract_date)
 
@@ -84,11 +83,12 @@ def extract_csv_drop(school: School, extract_date: dt.date, landing_root: Path) 
     export = Path(school.source["path"]) / extract_date.isoformat()
     if not export.is_dir():
         raise ExtractError(f"school {school.urn} ({school.name}): no export for {extract_date} in {export}")
-    missing = [name for name in EXPORT_FILES if not (export / name).is_file()]
+    missing = [name for name in EXPORT_FILES if name not in OPTIONAL_FILES and not (export / name).is_file()]
     if missing:
         raise ExtractError(f"school {school.urn} ({school.name}): export {export} lacks {', '.join(missing)}")
-    files = {name: export / name for name in EXPORT_FILES}
-    files.update({name: export / name for name in OPTIONAL_EXPORT_FILES if (export / name).is_file()})
+    files = {name: export / name for name in EXPORT_FILES if (export / name).is_file()}
+    # Common Transfer Files for pupils who joined with history, if the school sent any.
+    files.update({f"ctf/{p.name}": p for p in sorted((export / "ctf").glob("*.xml"))})
     return _land(school, extract_date, files, landing_root)
 
 

@@ -20,26 +20,13 @@ import pandas as pd
 
 from .school_calendar import academic_year_start
 from .codes import CODES_2024_IN_FORCE_FROM, codes_valid_between
+from .export_layout import EXPORT_FILES, OPTIONAL_FILES
 from .paths import EXPECTATIONS_DIR, var_dir
 from .sources import LandedBatch
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-# The export layout (README, "CSV export drop"): exact column sets.
-LAYOUT = {
-    "marks.csv": ["school_urn", "pupil_id", "session_date", "session", "mark", "minutes_late", "comment"],
-    "pupils.csv": [
-        "school_urn", "pupil_id", "upn", "legal_forename", "legal_surname", "date_of_birth", "sex", "ethnicity",
-        "year_group", "form", "pupil_premium", "fsm", "fsm6", "sen_provision", "eal", "looked_after",
-        "previously_looked_after", "child_in_need", "child_protection_plan",
-    ],
-    "enrolments.csv": ["school_urn", "pupil_id", "admission_date", "leaving_date", "enrolment_status"],
-    "attainment.csv": [
-        "school_urn", "pupil_id", "academic_year", "key_stage", "attainment_8", "progress_8",
-        "english_maths_grade_4_plus", "english_maths_grade_5_plus", "ks2_reading_writing_maths_expected",
-    ],
-}
-OPTIONAL_FILES = {"attainment.csv"}
+LAYOUT = EXPORT_FILES
 SUITE_FOR_FILE = {"marks.csv": "register_marks", "pupils.csv": "pupils", "enrolments.csv": "enrolments",
                   "attainment.csv": "attainment"}
 BOOLEAN_COLUMNS = {
@@ -280,6 +267,34 @@ class GxRunner:
         return findings
 
 
+def _transfer_files(batch: LandedBatch, frames: dict[str, pd.DataFrame]) -> list[Finding]:
+    """Parse the batch's Common Transfer Files into transfer frames; findings for any that fail."""
+    from . import ctf
+    from .codes import code_table
+
+    years, marks, findings = [], [], []
+    for path in sorted((batch.folder / "ctf").glob("*.xml")):
+        try:
+            content = ctf.parse_ctf(path, batch.school_urn)
+        except ctf.CtfError as exc:
+            findings.append(Finding("critical", batch.school_urn, f"ctf/{exc.file}", exc.problem, "ctf",
+                                    values=[exc.element], count=1))
+            continue
+        invalid = [m for m in content.marks if m[5] and not any(
+            c.code == m[5] and c.valid_on(dt.date.fromisoformat(m[3])) for c in code_table())]
+        if invalid:
+            findings.append(Finding("critical", batch.school_urn, f"ctf/{path.name}",
+                                    "transferred marks use codes valid on their date", "ctf",
+                                    values=[f"{m[1]} {m[3]} {m[4]} {m[5]!r}" for m in invalid[:5]], count=len(invalid)))
+            continue
+        years += content.years
+        marks += content.marks
+    if years:
+        frames["transfer_attendance.csv"] = pd.DataFrame(years, columns=ctf.YEAR_COLUMNS)
+        frames["transfer_marks.csv"] = pd.DataFrame(marks, columns=ctf.MARK_COLUMNS).replace({"mark": {"": None}})
+    return findings
+
+
 def _exception_messages(info: dict | None) -> list[str]:
     """GX reports a check that could not run as exception info, flat or keyed by metric."""
     if not info:
@@ -307,10 +322,12 @@ def validate_batch(batch: LandedBatch) -> tuple[ValidationReport, dict[str, pd.D
         report.findings.append(exc.finding)
         return report, {}
     frames = _normalise(frames)
+    report.findings += _transfer_files(batch, frames)
     docs = data_docs_dir(batch.extract_date, batch.school_urn)
     runner = _runner(str(docs))
     parameters = suite_parameters(batch.school_urn, batch.extract_date)
     for file_name, frame in frames.items():
-        report.findings += runner.run(file_name, frame, parameters, batch.school_urn)
+        if file_name in SUITE_FOR_FILE:
+            report.findings += runner.run(file_name, frame, parameters, batch.school_urn)
     report.data_docs = str(docs / "index.html")
     return report, frames

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .config import School
 from .sources import ExtractError
-from .validate import LAYOUT
+from .export_layout import EXPORT_FILES as LAYOUT
 
 ENDPOINTS = {"students": "students", "attendance": "attendance/session"}
 MAX_PAGE_BYTES = 50 * 1024 * 1024

@@ -1,0 +1,101 @@
+"""Register amendments: every version is kept, the marts use the latest, re-runs
+replace, and two nights in order give the same marts as the later night alone."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import handbuilt
+from trust_attendance import nightly
+from trust_attendance.paths import var_dir
+from trust_attendance.warehouse import run_dbt
+
+NIGHT_1 = dt.date(2026, 9, 19)   # registers to Friday 18 September
+NIGHT_2 = dt.date(2026, 9, 22)   # registers to Monday 21 September
+
+
+def _write_nights(trust: Path) -> None:
+    trust.mkdir(parents=True, exist_ok=True)
+    (trust / "trust.yml").write_text("trust_name: Amendments test\nschools: []\n")
+    handbuilt.write_school(trust, NIGHT_1)
+    handbuilt.write_school(trust, NIGHT_2)
+    marks = trust / "drop" / handbuilt.URN / NIGHT_2.isoformat() / "marks.csv"
+    lines = marks.read_text().splitlines()
+    # HB-1's O on Friday 18 September AM is resolved to I (illness) by the next night.
+    [i] = [n for n, line in enumerate(lines) if line.startswith(f"{handbuilt.URN},HB-1,2026-09-18,AM,O")]
+    lines[i] = lines[i].replace(",AM,O,", ",AM,I,")
+    # Monday 21 September is a new day of marks.
+    lines += [f"{handbuilt.URN},{pupil},2026-09-21,{s},{m},," for pupil in handbuilt.MARKS
+              for s, m in (("AM", "/"), ("PM", "\\"))]
+    marks.write_text("\n".join(lines) + "\n")
+
+
+def _night(url: str, extract_date: dt.date) -> None:
+    nightly.prepare_warehouse()
+    batch = nightly.extract_school(handbuilt.URN, extract_date)
+    assert nightly.load_school(nightly.validate_school(batch)) is not None
+    # Only the models and seeds the assertions read: the incremental path of fct_session_marks included.
+    run_dbt(["build", "--select", "+fct_session_marks", "+fct_register_amendments", "+dim_pupils",
+             "--resource-type", "seed", "--resource-type", "model"], url=url)
+
+
+def _current_marks(conn) -> list[tuple]:
+    return conn.execute(sa.text(
+        "select p.pupil_id, m.session_date, m.session_name, m.attendance_code, m.is_absent, m.is_unauthorised_absence "
+        "from marts.fct_session_marks m join marts.dim_pupils p using (pupil_key) order by 1, 2, 3")).all()
+
+
+@pytest.fixture
+def trust(monkeypatch):
+    trust = var_dir() / "amendments_trust"
+    _write_nights(trust)
+    monkeypatch.setenv("TRUST_CONFIG", str(trust / "trust.yml"))
+    return trust
+
+
+def test_amendments_are_kept_and_the_latest_wins(trust, database_url, postgres_server, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_URL", database_url)
+    _night(database_url, NIGHT_1)
+    _night(database_url, NIGHT_2)
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        versions = conn.execute(sa.text(
+            "select mark, extract_date from raw.register_marks where pupil_id = 'HB-1' "
+            "and session_date = '2026-09-18' and session = 'AM' order by extract_date")).all()
+        assert versions == [("O", NIGHT_1), ("I", NIGHT_2)]
+        # Night 2 stored only what changed: 1 amended mark + 4 new marks (2 pupils x 2 sessions).
+        added = conn.execute(sa.text(
+            "select mark_versions_added from raw.load_batches where extract_date = :d"), {"d": NIGHT_2}).scalar()
+        assert added == 5
+        amendments = conn.execute(sa.text(
+            "select previous_attendance_code, amended_attendance_code, amended_in_extract_date "
+            "from marts.fct_register_amendments")).all()
+        assert amendments == [("O", "I", NIGHT_2)]
+        current = {(r[0], str(r[1]), r[2]): r for r in _current_marks(conn)}
+        ada = current[("HB-1", "2026-09-18", "AM")]
+        assert ada.attendance_code == "I" and ada.is_absent and not ada.is_unauthorised_absence
+        assert ("HB-2", "2026-09-21", "PM") in current
+        before_rerun = _current_marks(conn)
+    # Re-running night 2 replaces it: nothing doubles.
+    _night(database_url, NIGHT_2)
+    with engine.connect() as conn:
+        assert _current_marks(conn) == before_rerun
+        assert conn.execute(sa.text("select count(*) from raw.register_marks")).scalar() == 40 + 5
+    # The later night alone gives the same current marks as both nights in order.
+    admin = sa.create_engine(postgres_server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("create database amendments_one_go"))
+    one_go = postgres_server.url.rsplit("/", 1)[0] + "/amendments_one_go"
+    try:
+        monkeypatch.setenv("WAREHOUSE_URL", one_go)
+        _night(one_go, NIGHT_2)
+        with sa.create_engine(one_go).connect() as conn:
+            assert _current_marks(conn) == before_rerun
+    finally:
+        sa.create_engine(one_go).dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text("drop database amendments_one_go with (force)"))
