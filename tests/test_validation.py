@@ -70,8 +70,9 @@ def test_missing_mark_is_a_warning_and_the_batch_still_passes(batch):
     _edit(batch.file("marks.csv"), 6, ",AM,/,", ",AM,-,")
     report, frames = validate_batch(batch)
     assert report.passed
-    [warning] = report.warnings()
-    assert "line 6: every session has a mark" in warning.message()
+    blank, incomplete = report.warnings()  # the file line, and the register view of the same gap
+    assert "line 6: every session has a mark" in blank.message()
+    assert incomplete.values == ["2026-09-09 AM HB-1 (2A)"]
     assert frames["marks.csv"]["mark"].isna().sum() == 1
 
 
@@ -110,3 +111,14 @@ def test_unreadable_files_are_refused_before_gx(batch):
     [message] = _critical(report)
     assert message == (f"school {handbuilt.URN}, marks.csv, line 1: header does not match the export layout: "
                        "missing column(s) minutes_late [parse]")
+
+
+def test_a_pupil_with_no_mark_for_an_open_session_is_listed(batch):
+    marks = batch.file("marks.csv")
+    lines = marks.read_text().splitlines()
+    marks.write_text("\n".join(lines[:6] + lines[7:]) + "\n")  # drop line 7: HB-1, 9 September, PM
+    report, _ = validate_batch(batch)
+    assert report.passed
+    [warning] = report.warnings()
+    assert warning.rule == "every pupil on roll has a mark for every session the school was open"
+    assert warning.values == ["2026-09-09 PM HB-1 (2A)"] and warning.count == 1

@@ -28,7 +28,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 LAYOUT = EXPORT_FILES
 SUITE_FOR_FILE = {"marks.csv": "register_marks", "pupils.csv": "pupils", "enrolments.csv": "enrolments",
-                  "attainment.csv": "attainment"}
+                  "attainment.csv": "attainment", "register completeness": "register_completeness"}
 BOOLEAN_COLUMNS = {
     "pupils.csv": ("pupil_premium", "fsm", "fsm6", "eal", "looked_after", "previously_looked_after",
                    "child_in_need", "child_protection_plan"),
@@ -267,6 +267,25 @@ class GxRunner:
         return findings
 
 
+def register_completeness(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per pupil on roll per open session, with whether the register has a mark for it."""
+    from .codes import code_table
+
+    marks, enrolments, pupils = frames["marks.csv"], frames["enrolments.csv"], frames["pupils.csv"]
+    possible = {c.code for c in code_table() if c.counts_as_possible}
+    open_sessions = marks.loc[marks["mark"].isin(possible), ["session_date", "session"]].drop_duplicates()
+    spans = enrolments[["pupil_id", "admission_date", "leaving_date"]].fillna({"leaving_date": "9999-12-31"})
+    expected = open_sessions.merge(spans, how="cross")
+    expected = expected[(expected["admission_date"] <= expected["session_date"])
+                        & (expected["session_date"] <= expected["leaving_date"])]
+    recorded = marks.loc[marks["mark"].notna(), ["pupil_id", "session_date", "session"]].assign(has_mark=True)
+    result = expected.merge(recorded.drop_duplicates(), on=["pupil_id", "session_date", "session"], how="left")
+    result["has_mark"] = result["has_mark"].fillna(False).astype(bool)
+    forms = pupils.drop_duplicates("pupil_id").set_index("pupil_id")["form"]
+    result["form"] = result["pupil_id"].map(forms).fillna("")
+    return result.sort_values(["session_date", "session", "form", "pupil_id"]).reset_index(drop=True)
+
+
 def _transfer_files(batch: LandedBatch, frames: dict[str, pd.DataFrame]) -> list[Finding]:
     """Parse the batch's Common Transfer Files into transfer frames; findings for any that fail."""
     from . import ctf
@@ -323,11 +342,18 @@ def validate_batch(batch: LandedBatch) -> tuple[ValidationReport, dict[str, pd.D
         return report, {}
     frames = _normalise(frames)
     report.findings += _transfer_files(batch, frames)
+    completeness = register_completeness(frames)
     docs = data_docs_dir(batch.extract_date, batch.school_urn)
     runner = _runner(str(docs))
     parameters = suite_parameters(batch.school_urn, batch.extract_date)
     for file_name, frame in frames.items():
         if file_name in SUITE_FOR_FILE:
             report.findings += runner.run(file_name, frame, parameters, batch.school_urn)
+    for finding in runner.run("register completeness", completeness, parameters, batch.school_urn):
+        missing = completeness[~completeness["has_mark"]]
+        finding.values = [f"{r.session_date} {r.session} {r.pupil_id} ({r.form})"
+                          for r in missing.head(MAX_LISTED_ROWS).itertuples()]
+        finding.lines = []
+        report.findings.append(finding)
     report.data_docs = str(docs / "index.html")
     return report, frames
