@@ -187,12 +187,12 @@ def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadRe
         _copy(conn, "incoming_marks", MARK_COLUMNS, folder / "marks.csv")
         # A re-run of this night replaces what this night added.
         conn.execute("delete from raw.register_marks where school_urn = %(urn)s and extract_date = %(d)s", params)
-        added = conn.execute(
-            """
-            insert into raw.register_marks
-                (school_urn, pupil_id, session_date, session, mark, minutes_late, comment, extract_date)
-            select i.school_urn, i.pupil_id, i.session_date, i.session, i.mark, i.minutes_late, i.comment, %(d)s
-            from incoming_marks as i
+        has_history = conn.execute(
+            "select exists (select 1 from raw.register_marks where school_urn = %(urn)s and extract_date < %(d)s)",
+            params,
+        ).fetchone()[0]
+        # A school's first batch has nothing to compare with: every mark is a first version.
+        previous_version = "" if not has_history else """
             left join lateral (
                 select r.mark, r.minutes_late, r.comment
                 from raw.register_marks as r
@@ -204,8 +204,14 @@ def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadRe
             ) as previous on true
             where previous is null
                or (previous.mark, previous.minutes_late, previous.comment)
-                  is distinct from (i.mark, i.minutes_late, i.comment)
-            """,
+                  is distinct from (i.mark, i.minutes_late, i.comment)"""
+        added = conn.execute(
+            """
+            insert into raw.register_marks
+                (school_urn, pupil_id, session_date, session, mark, minutes_late, comment, extract_date)
+            select i.school_urn, i.pupil_id, i.session_date, i.session, i.mark, i.minutes_late, i.comment, %(d)s
+            from incoming_marks as i
+            """ + previous_version,
             params,
         ).rowcount
         in_extract = conn.execute("select count(*) from incoming_marks").fetchone()[0]

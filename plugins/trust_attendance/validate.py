@@ -134,11 +134,16 @@ def read_export(path: Path, school_urn: str) -> pd.DataFrame:
         last = text.rsplit("\n", 1)[-1]
         if last.count(",") < len(expected) - 1 or last.count('"') % 2:
             raise fail("the file ends mid-row (truncated transfer)", [len(frame) + 1])
-    too_long = frame.apply(lambda col: col.str.len() > MAX_FIELD_CHARS).to_numpy().nonzero()[0]
-    if len(too_long):
-        lines = sorted({int(i) + 2 for i in too_long})
-        raise fail(f"a field is longer than {MAX_FIELD_CHARS} characters", lines)
-    return frame.apply(lambda col: col.str.strip())
+    lengths = {column: frame[column].str.len() for column in frame.columns}
+    long_columns = [column for column, length in lengths.items() if length.max() > MAX_FIELD_CHARS]
+    if long_columns:
+        rows = sorted({int(i) + 2 for c in long_columns for i in frame.index[lengths[c] > MAX_FIELD_CHARS]})
+        raise fail(f"a field is longer than {MAX_FIELD_CHARS} characters", rows)
+    for column in frame.columns:
+        # Strip only columns that have padding: most exports have none, and stripping costs.
+        if (frame[column].str.startswith(" ") | frame[column].str.endswith(" ")).any():
+            frame[column] = frame[column].str.strip()
+    return frame
 
 
 def _is_cp1252(raw: bytes) -> bool:
@@ -211,24 +216,16 @@ def suite_parameters(school_urn: str, extract_date: dt.date) -> dict:
 
 
 class GxRunner:
-    """Runs the suites as GX checkpoints, writing Data Docs under one folder."""
+    """Runs the suites as GX checkpoints; one per process, reused for every batch."""
 
-    def __init__(self, data_docs_dir: Path):
+    def __init__(self):
         import great_expectations as gx
         from great_expectations.core.expectation_suite import ExpectationSuite
 
         self.gx = gx
-        self.data_docs_dir = data_docs_dir
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-        self.context.add_data_docs_site(
-            site_name="batch_site",
-            site_config={
-                "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(data_docs_dir)},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
+        self.batch_results: list = []
         source = self.context.data_sources.add_pandas("landing")
         self.checkpoints = {}
         for file_name, suite_name in SUITE_FOR_FILE.items():
@@ -238,15 +235,16 @@ class GxRunner:
             definition = self.context.validation_definitions.add(
                 gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch, suite=suite)
             )
+            # Data Docs are built once per batch (build_data_docs), not after every checkpoint.
             self.checkpoints[file_name] = self.context.checkpoints.add(gx.Checkpoint(
                 name=f"{suite_name}_checkpoint",
                 validation_definitions=[definition],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["batch_site"])],
                 result_format={"result_format": "COMPLETE", "unexpected_index_column_names": []},
             ))
 
     def run(self, file_name: str, frame: pd.DataFrame, parameters: dict, school_urn: str) -> list[Finding]:
         result = self.checkpoints[file_name].run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+        self.batch_results += list(result.run_results)
         findings = []
         for validation in result.run_results.values():
             for outcome in validation.results:
@@ -265,6 +263,21 @@ class GxRunner:
                     lines=lines[:MAX_LISTED_ROWS], values=values, count=int(res.get("unexpected_count") or len(lines) or 1),
                 ))
         return findings
+
+    def start_batch(self) -> None:
+        self.batch_results = []
+
+    def build_data_docs(self, folder: Path) -> Path:
+        """Render this batch's validation results (only) as a Data Docs site in ``folder``."""
+        if "batch_site" in (self.context.get_site_names() or []):
+            self.context.delete_data_docs_site("batch_site")
+        self.context.add_data_docs_site(site_name="batch_site", site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+        self.context.build_data_docs(site_names=["batch_site"], resource_identifiers=self.batch_results)
+        return folder / "index.html"
 
 
 def register_completeness(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -323,8 +336,8 @@ def _exception_messages(info: dict | None) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _runner(data_docs_dir: str) -> GxRunner:
-    return GxRunner(Path(data_docs_dir))
+def _runner() -> GxRunner:
+    return GxRunner()
 
 
 def data_docs_dir(extract_date: dt.date, school_urn: str) -> Path:
@@ -344,7 +357,8 @@ def validate_batch(batch: LandedBatch) -> tuple[ValidationReport, dict[str, pd.D
     report.findings += _transfer_files(batch, frames)
     completeness = register_completeness(frames)
     docs = data_docs_dir(batch.extract_date, batch.school_urn)
-    runner = _runner(str(docs))
+    runner = _runner()
+    runner.start_batch()
     parameters = suite_parameters(batch.school_urn, batch.extract_date)
     for file_name, frame in frames.items():
         if file_name in SUITE_FOR_FILE:
@@ -355,5 +369,5 @@ def validate_batch(batch: LandedBatch) -> tuple[ValidationReport, dict[str, pd.D
                           for r in missing.head(MAX_LISTED_ROWS).itertuples()]
         finding.lines = []
         report.findings.append(finding)
-    report.data_docs = str(docs / "index.html")
+    report.data_docs = str(runner.build_data_docs(docs))
     return report, frames
