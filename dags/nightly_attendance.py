@@ -1,7 +1,7 @@
 """Nightly attendance load: every school's registers into the trust warehouse.
 
 prepare -> per school (mapped): extract -> validate (GX) -> load (COPY)
-        -> dbt build (on whatever loaded) -> watch-list export.
+        -> dbt build (on whatever loaded) -> watch lists -> exception emails to school leads.
 All logic lives in plugins/trust_attendance; this file only wires it.
 """
 from __future__ import annotations
@@ -60,11 +60,15 @@ def nightly_attendance():
         nightly.build_marts()
 
     @task
-    def export_watch_lists() -> list[str]:
+    def export_watch_lists() -> dict[str, str]:
         return nightly.export_watch_lists(nightly.extract_date_for(get_current_context()))
 
+    @task
+    def send_exception_emails() -> dict[str, str]:
+        return nightly.send_exception_emails(nightly.extract_date_for(get_current_context()))
+
     schools = school.expand(school_urn=prepare())
-    schools >> dbt_build() >> export_watch_lists()
+    schools >> dbt_build() >> export_watch_lists() >> send_exception_emails()
 
 
 nightly_attendance()

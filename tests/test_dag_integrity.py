@@ -26,6 +26,7 @@ def test_nightly_dag_has_the_pipeline_stages_in_order(dagbag):
     dag = dagbag.dags["nightly_attendance"]
     assert set(dag.task_ids) == {
         "prepare", "school.extract", "school.validate", "school.load", "dbt_build", "export_watch_lists",
+        "send_exception_emails",
     }
     downstream = lambda task_id: dag.get_task(task_id).downstream_task_ids  # noqa: E731
     assert downstream("prepare") == {"school.extract"}
@@ -33,6 +34,7 @@ def test_nightly_dag_has_the_pipeline_stages_in_order(dagbag):
     assert downstream("school.validate") == {"school.load"}
     assert downstream("school.load") == {"dbt_build"}
     assert downstream("dbt_build") == {"export_watch_lists"}
+    assert downstream("export_watch_lists") == {"send_exception_emails"}
 
 
 def test_nightly_dag_is_production_ready(dagbag):

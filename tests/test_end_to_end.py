@@ -2,6 +2,7 @@
 generated trust plus a hand-built school, against a real PostgreSQL."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import json
@@ -123,10 +124,11 @@ def test_summary_and_watch_list(tiny_trust):
     figures = summary(EXTRACT_DATE, str(engine.url.render_as_string(hide_password=False)))
     assert figures["schools_loaded"] == 2 and figures["schools"] == 3
     assert 0.80 < float(figures["attendance_rate"]) < 0.99
-    watch_list = trust_dir / "outbox" / EXTRACT_DATE.isoformat() / handbuilt.URN / f"watch_list_{handbuilt.URN}_{EXTRACT_DATE}.csv"
-    text = watch_list.read_text()
-    assert "Ada Lovelace" in text and "Alan Turing" in text
-    assert "1.5" in text.splitlines()[1]  # HB-1 missed 3 sessions = 1.5 days
+    watch_list = trust_dir / "outbox" / EXTRACT_DATE.isoformat() / handbuilt.URN / f"watch_lists_{handbuilt.URN}_{EXTRACT_DATE}.csv"
+    rows = {r["pupil_name"]: r for r in csv.DictReader(watch_list.open())}
+    assert set(rows) == {"Ada Lovelace", "Alan Turing"}  # both persistently absent
+    assert rows["Ada Lovelace"]["days_missed"] == "1.5"  # 3 sessions missed = 1.5 days
+    assert "PA" in rows["Alan Turing"]["lists"].split("; ")
 
 
 def test_running_the_same_night_again_changes_nothing(tiny_trust):

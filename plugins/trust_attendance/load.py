@@ -123,8 +123,8 @@ class LoadResult:
         return self.__dict__.copy()
 
 
-def connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1))
+def connect(url: str, autocommit: bool = False) -> psycopg.Connection:
+    return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=autocommit)
 
 
 def ensure_raw_schema(url: str) -> None:

@@ -81,7 +81,15 @@ def extract_date_for(context: dict) -> dt.date:
     return moment.in_timezone("Europe/London").date()
 
 
-def export_watch_lists(extract_date: dt.date) -> list[str]:
+def export_watch_lists(extract_date: dt.date) -> dict[str, str]:
     from . import publish
 
-    return publish.export_watch_lists(extract_date)
+    return {urn: str(files.workbook) for urn, files in publish.export_watch_lists(extract_date).items()}
+
+
+def send_exception_emails(extract_date: dt.date) -> dict[str, str]:
+    from . import publish
+
+    outcome = publish.send_exception_emails(extract_date)
+    log.info("exception emails: %s", outcome)
+    return outcome

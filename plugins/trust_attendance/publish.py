@@ -1,106 +1,231 @@
-"""What people receive: watch lists, and the data team's failure alerts."""
+"""What people receive: watch lists, exception emails and the data team's alerts.
+
+Every output is per school and is built from queries filtered to that school,
+so no output ever carries another school's pupils. Sessions missed are shown
+as days, because the trust's charter reports days, not percentages, to parents.
+"""
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import hashlib
+import html
 import logging
 import os
 import smtplib
+import ssl
+from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
+from openpyxl import Workbook
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
 
-from .config import TrustConfig, load_trust_config
-from .warehouse import engine
+from .config import School, TrustConfig, load_trust_config
+from .load import connect
+from .warehouse import engine, warehouse_url
 
 log = logging.getLogger(__name__)
 
 SESSIONS_PER_DAY = 2
+XLSX_MIME = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
-WATCH_LIST_SQL = """
+# The watch lists (charter, weekly actions), as (sheet name, condition on fct_watch_list).
+WATCH_LISTS = [
+    ("Risk of PA", "is_at_risk_of_persistent_absence"),
+    ("Risk of SA", "is_at_risk_of_severe_absence"),
+    ("PA", "is_persistent_absence"),
+    ("SA", "is_severe_absence"),
+    ("Persistent lates", "has_persistent_lates"),
+    ("10 in 10 weeks", "has_reached_10_unauthorised_in_10_weeks"),
+    ("Continuous absence", "is_continuous_absence_day_1"),
+    ("Unresolved N", "unresolved_n_codes > 0"),
+    ("New this week", "is_new_on_watch_list"),
+]
+
+PUPILS_SQL = """
 select
-    schools.school_name,
     pupils.legal_forename || ' ' || pupils.legal_surname as pupil_name,
     pupils.upn,
+    pupils.form_group as form,
     pupils.year_group,
-    pupils.form_group,
-    attendance.is_pupil_premium,
+    attendance.is_pupil_premium as pupil_premium,
     attendance.sen_provision,
-    attendance.attendance_rate,
-    attendance.absence_sessions,
-    attendance.unauthorised_absence_sessions,
-    attendance.possible_sessions,
-    attendance.is_persistent_absence,
-    attendance.is_severe_absence,
-    attendance.attendance_band,
-    attendance.as_of_date
-from marts.fct_pupil_attendance as attendance
-join marts.dim_pupils as pupils using (pupil_key)
-join marts.dim_schools as schools on schools.school_urn = attendance.school_urn
-where attendance.school_urn = :school_urn
-  and attendance.academic_year = (select max(academic_year) from marts.fct_pupil_attendance)
-  and attendance.is_persistent_absence
-order by attendance.attendance_rate, pupils.legal_surname
+    attendance.is_english_additional_language as eal,
+    attendance.is_looked_after as looked_after,
+    watch.*
+from marts.fct_watch_list as watch
+join marts.dim_pupils as pupils on pupils.pupil_key = watch.pupil_key
+join marts.fct_pupil_attendance as attendance
+    on attendance.pupil_key = watch.pupil_key
+    and attendance.academic_year = (select max(academic_year) from marts.fct_pupil_attendance)
+where watch.school_urn = :school_urn
+order by watch.attendance_rate, pupils.legal_surname, pupils.legal_forename
 """
+SHOWN_COLUMNS = [
+    "pupil_name", "upn", "form", "year_group", "pupil_premium", "sen_provision", "eal", "looked_after",
+    "attendance_percent", "days_missed", "unauthorised_days", "late_sessions",
+    "unauthorised_sessions_10_school_weeks", "consecutive_school_days_absent", "unresolved_n_codes", "stage",
+    "suggested_action",
+]
+RAG = {"red": PatternFill("solid", fgColor="F4B6B6"), "amber": PatternFill("solid", fgColor="FFE29A"),
+       "green": PatternFill("solid", fgColor="C6EFCE")}
 
 
 def outbox_folder(config: TrustConfig, run_date: dt.date, school_urn: str) -> Path:
+    """``OUTBOX_PATTERN`` (default ``{outbox}/{date}/{urn}``) under the trust's outbox."""
     pattern = os.environ.get("OUTBOX_PATTERN", "{outbox}/{date}/{urn}")
     return Path(pattern.format(outbox=config.outbox_dir, date=run_date.isoformat(), urn=school_urn))
 
 
-def export_watch_lists(run_date: dt.date, config: TrustConfig | None = None) -> list[str]:
-    """One CSV per school of its persistently and severely absent pupils, this academic year.
+def school_pupils(conn, school_urn: str) -> pd.DataFrame:
+    """This school's pupils with their watch-list criteria, as the lists show them."""
+    frame = pd.read_sql(sa.text(PUPILS_SQL), conn, params={"school_urn": school_urn})
+    frame["stage"] = frame["graduated_response_stage"]
+    frame["attendance_percent"] = (frame["attendance_rate"].astype(float) * 100).round(1)
+    frame["days_missed"] = frame["absence_sessions"] / SESSIONS_PER_DAY
+    frame["unauthorised_days"] = frame["unauthorised_absence_sessions"] / SESSIONS_PER_DAY
+    return frame
 
-    Sessions missed are shown as days as well, because the trust's charter
-    reports days, not percentages, to parents.
-    """
+
+def rag(attendance_percent: float) -> str:
+    """Red below 90 % (persistent absence), amber below 95 %, green otherwise."""
+    if attendance_percent < 90:
+        return "red"
+    return "amber" if attendance_percent < 95 else "green"
+
+
+def _on_list(frame: pd.DataFrame, condition: str) -> pd.Series:
+    if condition.endswith("> 0"):
+        return frame[condition.split()[0]] > 0
+    return frame[condition].fillna(False).astype(bool)
+
+
+@dataclass
+class WatchListFiles:
+    school_urn: str
+    workbook: Path
+    csv: Path
+    counts: dict[str, int]
+
+
+def write_watch_list(frame: pd.DataFrame, school: School, folder: Path, run_date: dt.date) -> WatchListFiles:
+    folder.mkdir(parents=True, exist_ok=True)
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    counts = {}
+    memberships = pd.Series([[] for _ in range(len(frame))], index=frame.index)
+    for sheet_name, condition in WATCH_LISTS:
+        listed = frame[_on_list(frame, condition)]
+        counts[sheet_name] = len(listed)
+        for i in listed.index:
+            memberships[i] = memberships[i] + [sheet_name]
+        sheet = workbook.create_sheet(sheet_name)
+        sheet.append([c.replace("_", " ").capitalize() for c in SHOWN_COLUMNS])
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        percent_col = SHOWN_COLUMNS.index("attendance_percent") + 1
+        for row in listed[SHOWN_COLUMNS].itertuples(index=False):
+            sheet.append([_cell(v) for v in row])
+            sheet.cell(row=sheet.max_row, column=percent_col).fill = RAG[rag(row.attendance_percent)]
+        sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = f"A1:{get_column_letter(len(SHOWN_COLUMNS))}{max(sheet.max_row, 1)}"
+        for n, column in enumerate(SHOWN_COLUMNS, start=1):
+            sheet.column_dimensions[get_column_letter(n)].width = 40 if column == "suggested_action" else max(10, len(column) + 2)
+    stem = f"watch_lists_{school.urn}_{run_date.isoformat()}"
+    xlsx_path, csv_path = folder / f"{stem}.xlsx", folder / f"{stem}.csv"
+    workbook.save(xlsx_path)
+    listed = frame.assign(lists=memberships.map("; ".join))
+    listed = listed[listed["lists"] != ""]
+    listed[["lists", *SHOWN_COLUMNS]].to_csv(csv_path, index=False, quoting=csv.QUOTE_MINIMAL)
+    return WatchListFiles(school.urn, xlsx_path, csv_path, counts)
+
+
+def _cell(value):
+    if isinstance(value, float) and pd.isna(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def export_watch_lists(run_date: dt.date, config: TrustConfig | None = None) -> dict[str, WatchListFiles]:
+    """Per-school workbooks and CSVs, and the trust summary (counts only, no names)."""
     config = config or load_trust_config()
-    written = []
+    files = {}
     with engine().connect() as conn:
         for school in config.schools:
-            frame = pd.read_sql(sa.text(WATCH_LIST_SQL), conn, params={"school_urn": school.urn})
-            frame["attendance_percent"] = (frame.pop("attendance_rate").astype(float) * 100).round(1)
-            frame["days_missed"] = frame["absence_sessions"] / SESSIONS_PER_DAY
-            frame["stage"] = frame["is_severe_absence"].map({True: "Severe absence (<50%)", False: "Persistent absence (<90%)"})
-            folder = outbox_folder(config, run_date, school.urn)
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"watch_list_{school.urn}_{run_date.isoformat()}.csv"
-            frame.to_csv(path, index=False)
-            written.append(str(path))
-    return written
+            files[school.urn] = write_watch_list(school_pupils(conn, school.urn), school,
+                                                 outbox_folder(config, run_date, school.urn), run_date)
+    write_trust_summary(config, run_date, files)
+    return files
 
+
+def write_trust_summary(config: TrustConfig, run_date: dt.date, files: dict[str, WatchListFiles]) -> Path:
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Watch lists by school"
+    sheet.append(["URN", "School", *[name for name, _ in WATCH_LISTS]])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for school in config.schools:
+        sheet.append([school.urn, school.name, *[files[school.urn].counts[name] for name, _ in WATCH_LISTS]])
+    sheet.freeze_panes = "C2"
+    path = Path(config.outbox_dir) / run_date.isoformat() / f"trust_watch_list_summary_{run_date.isoformat()}.xlsx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    workbook.save(path)
+    return path
+
+
+# -- email -------------------------------------------------------------------
 
 def smtp_settings() -> dict | None:
-    """SMTP from the environment (SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS, SMTP_FROM)."""
+    """SMTP from the environment (SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS,
+    SMTP_SSL, SMTP_FROM), else the Airflow connection ``trust_smtp``; None if neither."""
     host = os.environ.get("SMTP_HOST")
-    if not host:
+    if host:
+        return {
+            "host": host, "port": int(os.environ.get("SMTP_PORT", "25")),
+            "user": os.environ.get("SMTP_USER"), "password": os.environ.get("SMTP_PASSWORD"),
+            "starttls": os.environ.get("SMTP_STARTTLS", "false").lower() == "true",
+            "ssl": os.environ.get("SMTP_SSL", "false").lower() == "true",
+            "sender": os.environ.get("SMTP_FROM", "attendance-pipeline@localhost"),
+        }
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection("trust_smtp")
+    except Exception:  # noqa: BLE001 - no Airflow, or no such connection
         return None
-    return {
-        "host": host,
-        "port": int(os.environ.get("SMTP_PORT", "25")),
-        "user": os.environ.get("SMTP_USER"),
-        "password": os.environ.get("SMTP_PASSWORD"),
-        "starttls": os.environ.get("SMTP_STARTTLS", "false").lower() == "true",
-        "sender": os.environ.get("SMTP_FROM", "attendance-pipeline@localhost"),
-    }
+    extra = conn.extra_dejson or {}
+    return {"host": conn.host, "port": conn.port or 25, "user": conn.login, "password": conn.password,
+            "starttls": bool(extra.get("starttls")), "ssl": bool(extra.get("ssl")),
+            "sender": extra.get("from", "attendance-pipeline@localhost")}
+
+
+def deliver(message: EmailMessage, settings: dict) -> None:
+    smtp_class = smtplib.SMTP_SSL if settings["ssl"] else smtplib.SMTP
+    with smtp_class(settings["host"], settings["port"], timeout=30) as smtp:
+        if settings["starttls"]:
+            smtp.starttls(context=ssl.create_default_context())
+        if settings["user"]:
+            smtp.login(settings["user"], settings["password"] or "")
+        smtp.send_message(message)
 
 
 def send_email(to: list[str], subject: str, text: str) -> bool:
     settings = smtp_settings()
     if not settings or not to:
-        log.warning("email not sent (no SMTP_HOST or no recipients): %s", subject)
+        log.warning("email not sent (no SMTP settings or no recipients): %s", subject)
         return False
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = settings["sender"], ", ".join(to), subject
     message.set_content(text)
-    with smtplib.SMTP(settings["host"], settings["port"], timeout=30) as smtp:
-        if settings["starttls"]:
-            smtp.starttls()
-        if settings["user"]:
-            smtp.login(settings["user"], settings["password"] or "")
-        smtp.send_message(message)
+    deliver(message, settings)
     return True
 
 
@@ -118,3 +243,155 @@ def notify_failure(context: dict) -> None:
         send_email(list(load_trust_config().data_team_contacts), subject, text)
     except Exception:  # noqa: BLE001 - a failing alert must not hide the original failure
         log.exception("could not send the failure email")
+
+
+LEDGER_DDL = """
+create schema if not exists publish;
+create table if not exists publish.sent_emails (
+    school_urn  text not null,
+    run_date    date not null,
+    kind        text not null,
+    message_id  text not null,
+    recipients  text not null,
+    status      text not null check (status in ('sending', 'sent', 'nothing_to_report')),
+    updated_at  timestamptz not null default now(),
+    primary key (school_urn, run_date, kind)
+);
+"""
+
+
+@dataclass
+class ExceptionReport:
+    school: School
+    run_date: dt.date
+    quarantine: list[str]
+    missing_marks: pd.DataFrame      # register, session, missing
+    newly: pd.DataFrame              # pupils newly reaching a threshold
+    unresolved_n: pd.DataFrame       # pupils with N codes older than 5 school days
+    last_open_day: dt.date | None
+
+    @property
+    def has_content(self) -> bool:
+        return bool(self.quarantine) or not self.missing_marks.empty or not self.newly.empty or not self.unresolved_n.empty
+
+
+def build_exception_report(conn, school: School, run_date: dt.date, pupils: pd.DataFrame) -> ExceptionReport:
+    batch = conn.execute(sa.text(
+        "select status, reason from raw.load_batches where school_urn = :u and extract_date = :d"),
+        {"u": school.urn, "d": run_date}).first()
+    quarantine = []
+    if batch is not None and batch.status != "loaded":
+        reason = batch.reason or {}
+        quarantine = [f["message"] for f in reason.get("findings", []) if f.get("severity") == "critical"] or [
+            reason.get("error", batch.status)]
+    last_day = conn.execute(sa.text(
+        "select max(session_date) from marts.rpt_register_quality where school_urn = :u"), {"u": school.urn}).scalar()
+    missing = pd.read_sql(sa.text(
+        "select form_group as register, session_name as session, missing_marks from marts.rpt_register_quality "
+        "where school_urn = :u and session_date = :d and missing_marks > 0 order by 1, 2"),
+        conn, params={"u": school.urn, "d": last_day})
+    thresholds = (pupils["is_new_on_watch_list"].fillna(False) & (
+        pupils["has_reached_10_unauthorised_in_10_weeks"] | pupils["is_persistent_absence"]
+        | pupils["is_severe_absence"])) | pupils["is_continuous_absence_day_3"].fillna(False)
+    newly = pupils.loc[thresholds.astype(bool), ["pupil_name", "form", "attendance_percent", "days_missed",
+                                                 "unauthorised_sessions_10_school_weeks",
+                                                 "consecutive_school_days_absent", "stage"]]
+    unresolved = pupils.loc[pupils["unresolved_n_codes"] > 0, ["pupil_name", "form", "unresolved_n_codes"]]
+    return ExceptionReport(school, run_date, quarantine, missing, newly, unresolved, last_day)
+
+
+def render_exception_email(report: ExceptionReport, sender: str, attachment: Path | None) -> EmailMessage:
+    school, day = report.school, report.run_date
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(school.lead_contacts)
+    message["Subject"] = f"Attendance exceptions: {school.name} ({school.urn}), {day:%A %d %B %Y}"
+    # Deterministic id: a re-sent copy of the same night's email is recognisably the same message.
+    digest = hashlib.sha256(f"{school.urn}|{day}|exceptions".encode()).hexdigest()[:24]
+    message["Message-ID"] = make_msgid(idstring=digest, domain="trust-attendance.local")
+    sections = []
+    if report.quarantine:
+        sections.append(("Tonight's data was NOT loaded (quarantined)", ["Problem"], [[m] for m in report.quarantine]))
+    if not report.missing_marks.empty:
+        sections.append((f"Missing marks on {report.last_open_day:%A %d %B}", ["Register", "Session", "Missing marks"],
+                         report.missing_marks.values.tolist()))
+    if not report.newly.empty:
+        sections.append(("Pupils newly reaching a threshold",
+                         ["Pupil", "Form", "Attendance %", "Days missed", "Unauthorised sessions (10 weeks)",
+                          "Days absent in a row", "Stage"], report.newly.values.tolist()))
+    if not report.unresolved_n.empty:
+        sections.append(("Unresolved N codes (reason not yet established, 5+ school days)",
+                         ["Pupil", "Form", "N codes"], report.unresolved_n.values.tolist()))
+    intro = f"Attendance exceptions for {school.name} from last night's load."
+    text = [intro, ""]
+    parts = [f"<p>{html.escape(intro)}</p>"]
+    for title, header, rows in sections:
+        text += [title, "-" * len(title)] + ["  " + " | ".join(str(v) for v in row) for row in rows] + [""]
+        parts.append(f"<h3>{html.escape(title)}</h3><table border='1' cellpadding='4' cellspacing='0'><tr>"
+                     + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
+                     + "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
+                     + "</table>")
+    if attachment:
+        text.append(f"The full watch lists are attached ({attachment.name}).")
+        parts.append(f"<p>The full watch lists are attached ({html.escape(attachment.name)}).</p>")
+    message.set_content("\n".join(text))
+    message.add_alternative("<html><body>" + "".join(parts) + "</body></html>", subtype="html")
+    if attachment:
+        message.add_attachment(attachment.read_bytes(), maintype=XLSX_MIME[0], subtype=XLSX_MIME[1],
+                               filename=attachment.name)
+    return message
+
+
+def send_exception_emails(run_date: dt.date, config: TrustConfig | None = None,
+                          send_when_empty: bool | None = None) -> dict[str, str]:
+    """One email per school to its leads. Idempotent: a school's email for a night is sent once.
+
+    The ledger row is written 'sending' before the SMTP conversation and 'sent'
+    after it; a retry skips 'sent' rows and re-sends 'sending' ones with the same
+    Message-ID (at least once, recognisably the same message).
+    """
+    config = config or load_trust_config()
+    if send_when_empty is None:
+        send_when_empty = os.environ.get("EXCEPTION_EMAIL_WHEN_EMPTY", "false").lower() == "true"
+    settings = smtp_settings()
+    outcome = {}
+    url = warehouse_url()
+    with connect(url) as ledger:
+        ledger.execute(LEDGER_DDL)
+    with engine(url).connect() as conn:
+        for school in config.schools:
+            with connect(url, autocommit=True) as ledger:
+                row = ledger.execute("select status from publish.sent_emails where school_urn = %s and run_date = %s "
+                                     "and kind = 'exceptions'", (school.urn, run_date)).fetchone()
+                if row and row[0] in ("sent", "nothing_to_report"):
+                    outcome[school.urn] = f"already {row[0]}"
+                    continue
+                pupils = school_pupils(conn, school.urn)
+                report = build_exception_report(conn, school, run_date, pupils)
+                attachment = next(outbox_folder(config, run_date, school.urn).glob("watch_lists_*.xlsx"), None)
+                if not report.has_content and not send_when_empty:
+                    _ledger(ledger, school, run_date, "-", "nothing_to_report")
+                    outcome[school.urn] = "nothing to report"
+                    continue
+                if not settings or not school.lead_contacts:
+                    outcome[school.urn] = "not sent: no SMTP settings or no lead contacts"
+                    log.warning("%s: %s", school.urn, outcome[school.urn])
+                    continue
+                message = render_exception_email(report, settings["sender"], attachment)
+                _ledger(ledger, school, run_date, message["Message-ID"], "sending")
+                deliver(message, settings)
+                _ledger(ledger, school, run_date, message["Message-ID"], "sent")
+                outcome[school.urn] = "sent"
+    return outcome
+
+
+def _ledger(conn, school: School, run_date: dt.date, message_id: str, status: str) -> None:
+    conn.execute(
+        """
+        insert into publish.sent_emails (school_urn, run_date, kind, message_id, recipients, status)
+        values (%s, %s, 'exceptions', %s, %s, %s)
+        on conflict (school_urn, run_date, kind) do update
+            set status = excluded.status, message_id = excluded.message_id, updated_at = now()
+        """,
+        (school.urn, run_date, message_id, ", ".join(school.lead_contacts), status),
+    )

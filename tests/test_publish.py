@@ -1,0 +1,132 @@
+"""Watch lists and exception emails, end to end on a real warehouse and a real SMTP server."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import smtplib
+
+import pytest
+import sqlalchemy as sa
+from openpyxl import load_workbook
+
+import handbuilt
+from smtp_server import SmtpServer
+from trust_attendance import nightly, publish
+from trust_attendance.config import load_trust_config
+from trust_attendance.demo import generate_trust
+from trust_attendance.paths import var_dir
+from trust_attendance.warehouse import free_port, run_dbt
+
+AS_OF = dt.date(2026, 11, 20)
+RUN_DATE = AS_OF + dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def loaded_trust(module_database_url):
+    trust_dir = var_dir() / "publish_trust"
+    manifest = generate_trust(trust_dir, n_schools=2, seed=9, as_of=AS_OF, history_years=1, progress=False)
+    handbuilt.write_school(trust_dir, RUN_DATE)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TRUST_CONFIG", str(trust_dir / "trust.yml"))
+    mp.setenv("WAREHOUSE_URL", module_database_url)
+    for urn in nightly.prepare_warehouse():
+        nightly.load_school(nightly.validate_school(nightly.extract_school(urn, RUN_DATE)))
+    run_dbt(["build", "--exclude", "resource_type:test", "resource_type:unit_test"], url=module_database_url)
+    config = load_trust_config()
+    files = publish.export_watch_lists(RUN_DATE, config)
+    yield config, manifest, files, sa.create_engine(module_database_url)
+    mp.undo()
+
+
+@pytest.fixture
+def smtp(monkeypatch):
+    server = SmtpServer(free_port())
+    server.start()
+    monkeypatch.setenv("SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("SMTP_PORT", str(server.port))
+    monkeypatch.setenv("SMTP_FROM", "attendance@trust.example.org")
+    yield server
+    server.stop()
+
+
+def _upns(engine, urn: str) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text("select upn from marts.dim_pupils where school_urn = :u"), {"u": urn}).scalars())
+
+
+def test_watch_list_workbooks_have_every_list_only_their_school_and_rag(loaded_trust):
+    config, _, files, engine = loaded_trust
+    for school in config.schools:
+        workbook = load_workbook(files[school.urn].workbook)
+        assert workbook.sheetnames == [name for name, _ in publish.WATCH_LISTS]
+        own = _upns(engine, school.urn)
+        for sheet in workbook.worksheets:
+            assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref
+            header = [c.value for c in sheet[1]]
+            assert header[:2] == ["Pupil name", "Upn"] and "Days missed" in header
+            for row in sheet.iter_rows(min_row=2):
+                assert row[1].value in own  # never another school's pupil
+                percent = row[header.index("Attendance percent")]
+                assert percent.fill.fgColor.rgb.endswith(publish.RAG[publish.rag(percent.value)].fgColor.rgb[-6:])
+    # HB-1 and HB-2 are persistently absent (hand-built school: 84.2 % and 90.0 %).
+    pa = load_workbook(files[handbuilt.URN].workbook)["PA"]
+    assert sorted(r[0].value for r in pa.iter_rows(min_row=2)) == ["Ada Lovelace", "Alan Turing"]
+    assert files[handbuilt.URN].csv.exists()
+    summary = load_workbook(config.outbox_dir / RUN_DATE.isoformat() / f"trust_watch_list_summary_{RUN_DATE}.xlsx")
+    values = [[c.value for c in row] for row in summary.active.iter_rows()]
+    assert values[0][:3] == ["URN", "School", "Risk of PA"]
+    assert [v[0] for v in values[1:]] == [s.urn for s in config.schools]
+    assert values[-1][values[0].index("PA")] == 2
+
+
+def test_exception_emails_go_to_each_schools_leads_once_with_only_their_pupils(loaded_trust, smtp):
+    config, manifest, _, engine = loaded_trust
+    outcome = publish.send_exception_emails(RUN_DATE, config, send_when_empty=True)
+    assert set(outcome.values()) == {"sent"}
+    assert len(smtp.inbox.messages) == len(config.schools)
+    by_school = {}
+    for recipients, message in smtp.inbox.messages:
+        school = next(s for s in config.schools if s.urn in message["Subject"])
+        by_school[school.urn] = message
+        assert recipients == list(school.lead_contacts)
+        assert message["From"] == "attendance@trust.example.org"
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert school.name in text and html.startswith("<html>")
+        [attachment] = list(message.iter_attachments())
+        workbook = load_workbook(io.BytesIO(attachment.get_content()))
+        own = _upns(engine, school.urn)
+        for sheet in workbook.worksheets:
+            assert all(row[1].value in own for row in sheet.iter_rows(min_row=2))
+        # No other school's pupil UPN anywhere in the email.
+        others = set().union(*(_upns(engine, s.urn) for s in config.schools if s.urn != school.urn))
+        assert not any(upn in text or upn in html for upn in others)
+    quarantined = next(urn for urn, s in manifest["schools"].items() if "invalid_code" in s)
+    body = by_school[quarantined].get_body(("plain",)).get_content()
+    assert "NOT loaded (quarantined)" in body and f"line {manifest['schools'][quarantined]['invalid_code']['line']}" in body
+    missing = next(urn for urn, s in manifest["schools"].items() if "missing_marks" in s)
+    form = manifest["schools"][missing]["missing_marks"]["form"]
+    assert f"{form} | PM | {manifest['schools'][missing]['missing_marks']['count']}" in \
+        by_school[missing].get_body(("plain",)).get_content()
+    # A retried task sends nothing twice.
+    again = publish.send_exception_emails(RUN_DATE, config, send_when_empty=True)
+    assert set(again.values()) == {"already sent"}
+    assert len(smtp.inbox.messages) == len(config.schools)
+
+
+def test_smtp_down_then_back_sends_each_email_exactly_once(loaded_trust, smtp, monkeypatch):
+    config, _, _, engine = loaded_trust
+    run_date = RUN_DATE + dt.timedelta(days=1)  # a fresh night in the ledger, same figures
+    smtp.stop()
+    with pytest.raises((smtplib.SMTPException, OSError)):
+        publish.send_exception_emails(run_date, config, send_when_empty=True)
+    smtp.start()
+    publish.send_exception_emails(run_date, config, send_when_empty=True)
+    subjects = [m["Subject"] for _, m in smtp.inbox.messages]
+    assert len(subjects) == len(set(subjects)) == len(config.schools)
+
+
+def test_nothing_to_report_sends_nothing(loaded_trust):
+    config, _, _, _ = loaded_trust
+    empty = publish.ExceptionReport(config.schools[0], RUN_DATE, [], *(publish.pd.DataFrame(),) * 3, None)
+    assert not empty.has_content
