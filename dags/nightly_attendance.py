@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import dag, get_current_context, task, task_group
 
 from trust_attendance import nightly
+from trust_attendance.assets import MARTS
 from trust_attendance.publish import notify_failure
 
 
@@ -55,7 +56,7 @@ def nightly_attendance():
 
         load(validate(extract(school_urn)))
 
-    @task(trigger_rule="all_done", retries=1)
+    @task(trigger_rule="all_done", retries=1, outlets=[MARTS])
     def dbt_build() -> None:
         nightly.build_marts()
 

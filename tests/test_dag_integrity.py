@@ -45,3 +45,12 @@ def test_nightly_dag_is_production_ready(dagbag):
         assert task.on_failure_callback, task.task_id
     # dbt builds on whatever loaded, even when a school failed.
     assert dag.get_task("dbt_build").trigger_rule == "all_done"
+
+
+def test_governor_packs_dag_is_scheduled_on_the_marts_asset(dagbag):
+    dag = dagbag.dags["governor_packs"]
+    assert dag.task_ids == ["build"]
+    assert set(dag.params.keys()) == {"school", "period_end"}
+    nightly = dagbag.dags["nightly_attendance"]
+    assert [a.uri for a in nightly.get_task("dbt_build").outlets] == ["trust-attendance://warehouse/marts"]
+    assert "trust-attendance://warehouse/marts" in str(dag.timetable.asset_condition)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from pathlib import Path
 import smtplib
 
 import pytest
@@ -24,7 +25,7 @@ RUN_DATE = AS_OF + dt.timedelta(days=1)
 @pytest.fixture(scope="module")
 def loaded_trust(module_database_url):
     trust_dir = var_dir() / "publish_trust"
-    manifest = generate_trust(trust_dir, n_schools=2, seed=9, as_of=AS_OF, history_years=1, progress=False)
+    manifest = generate_trust(trust_dir, n_schools=2, seed=9, as_of=AS_OF, history_years=2, progress=False)
     handbuilt.write_school(trust_dir, RUN_DATE)
     mp = pytest.MonkeyPatch()
     mp.setenv("TRUST_CONFIG", str(trust_dir / "trust.yml"))
@@ -130,3 +131,45 @@ def test_nothing_to_report_sends_nothing(loaded_trust):
     config, _, _, _ = loaded_trust
     empty = publish.ExceptionReport(config.schools[0], RUN_DATE, [], *(publish.pd.DataFrame(),) * 3, None)
     assert not empty.has_content
+
+
+def test_governor_packs_answer_the_questions_with_aggregates_only(loaded_trust):
+    from trust_attendance.governor_pack import build_governor_packs
+
+    config, manifest, _, engine = loaded_trust
+    written = [Path(p) for p in build_governor_packs(AS_OF, "all", config)]
+    assert len(written) == 2 * (len(config.schools) + 1)  # PDF and HTML for the trust and each school
+    with engine.connect() as conn:
+        names = set(conn.execute(sa.text("select legal_forename || ' ' || legal_surname from marts.dim_pupils")).scalars())
+        upns = set(conn.execute(sa.text("select upn from marts.dim_pupils")).scalars())
+        trust_pa = conn.execute(sa.text(
+            "select persistent_absence_rate from marts.rpt_absence_by_group_weekly where scope = 'trust' "
+            "and population = 'statutory_school_age' and dimension = 'all_pupils' "
+            "order by academic_year desc, academic_week_number desc limit 1")).scalar()
+    quarantined = next(urn for urn, s in manifest["schools"].items() if "invalid_code" in s)
+    for path in written:
+        if path.suffix == ".pdf":
+            assert path.read_bytes().startswith(b"%PDF")
+            continue
+        text = path.read_text()
+        if quarantined in path.name:  # its only batch was quarantined: nothing to report on
+            assert "No data loaded yet" in text
+            continue
+        assert "How does our attendance and absence data compare to local and national averages?" in text
+        assert not any(name in text for name in names) and not any(upn in text for upn in upns)
+    trust_html = next(p for p in written if p.name == f"governor_pack_trust_{AS_OF}.html").read_text()
+    assert f"{float(trust_pa) * 100:.1f} %" in trust_html  # the commentary quotes the mart's PA rate
+    assert "How does absence impact attainment?" in trust_html  # last year's KS2 results
+
+
+def test_governor_pack_suppresses_small_groups(loaded_trust):
+    from trust_attendance.governor_pack import build_pack
+
+    config, _, _, engine = loaded_trust
+    with engine.connect() as conn:
+        pack = build_pack(conn, "school", handbuilt.URN, "Hand-built", "primary", min_group_size=5)
+    groups = next(s for s in pack.sections if "SEND" in s.question)
+    assert groups.table.empty  # two pupils: every group is under 5
+    assert any("fewer than 5 pupils are not shown" in line for line in groups.commentary)
+    gap = next(s for s in pack.sections if "disadvantaged" in s.question)
+    assert gap.commentary == ["Pupil premium pupils are fewer than the suppression threshold; the gap is not shown."]

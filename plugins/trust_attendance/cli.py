@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -48,13 +49,19 @@ def airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
     return subprocess.run([str(airflow_bin), *args], env=env)
 
 
-def run_nightly_dag(extract_date: dt.date, env: dict[str, str]) -> None:
+def run_dag(dag_id: str, logical_date: dt.date, env: dict[str, str], conf: dict | None = None) -> None:
+    """Run a DAG for real, in process, with ``airflow dags test``."""
     if not (Path(env["AIRFLOW_HOME"]) / "airflow.db").exists():
         if airflow(["db", "migrate"], env).returncode != 0:
             raise SystemExit("airflow db migrate failed")
-    result = airflow(["dags", "test", DAG_ID, extract_date.isoformat()], env)
+    args = ["dags", "test", dag_id, logical_date.isoformat()] + (["-c", json.dumps(conf)] if conf else [])
+    result = airflow(args, env)
     if result.returncode != 0:
-        raise SystemExit(f"airflow dags test {DAG_ID} failed (exit {result.returncode})")
+        raise SystemExit(f"airflow dags test {dag_id} failed (exit {result.returncode})")
+
+
+def run_nightly_dag(extract_date: dt.date, env: dict[str, str]) -> None:
+    run_dag(DAG_ID, extract_date, env)
 
 
 SUMMARY_SQL = """
@@ -94,7 +101,7 @@ Nightly run for {extract_date} (registers to {figures['as_of_date']}, academic y
     attendance   : {pct(figures['attendance_rate'])}
     persistent absence (PA) : {pct(figures['persistent_absence_rate'])}
     severe absence (SA)     : {pct(figures['severe_absence_rate'])}
-  outputs        : {outbox / extract_date.isoformat()}
+  outputs        : {outbox}
   quarantine     : {var_dir() / 'demo' / 'quarantine'}
   GX Data Docs   : {var_dir() / 'data_docs' / extract_date.isoformat()}
 """)
@@ -119,7 +126,15 @@ def demo(args: argparse.Namespace) -> None:
         extract_date = dt.date.fromisoformat(manifest["extract_date"])
         env = airflow_env({"WAREHOUSE_URL": url, "TRUST_CONFIG": str(out / "trust.yml")})
         run_nightly_dag(extract_date, env)
+        period_end = extract_date - dt.timedelta(days=1)
+        run_dag("governor_packs", extract_date, env, {"period_end": period_end.isoformat()})
         print_summary(extract_date, out / "outbox", url)
+        outbox = out / "outbox"
+        print(f"  watch lists    : {outbox / extract_date.isoformat()}/<urn>/watch_lists_<urn>_{extract_date}.xlsx (+ .csv)")
+        print(f"  trust summary  : {outbox / extract_date.isoformat()}/trust_watch_list_summary_{extract_date}.xlsx")
+        print(f"  emails         : {outbox / extract_date.isoformat()}/<urn>/exception_email_<urn>_{extract_date}.eml"
+              " (no SMTP_HOST set: written, not sent)")
+        print(f"  governor packs : {outbox / 'governor_packs' / period_end.isoformat()}/governor_pack_<urn|trust>_{period_end}.pdf (+ .html)")
         print(f"make demo took {time.monotonic() - started:.0f} s")
     finally:
         if embedded is not None and not was_running and not args.keep_running:

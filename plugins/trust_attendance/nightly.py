@@ -93,3 +93,20 @@ def send_exception_emails(extract_date: dt.date) -> dict[str, str]:
     outcome = publish.send_exception_emails(extract_date)
     log.info("exception emails: %s", outcome)
     return outcome
+
+
+def is_half_term_end(day: dt.date) -> bool:
+    """Whether ``day`` is the last school day before a break of more than a week (standard calendar)."""
+    from .school_calendar import academic_year_start, school_days
+
+    days = school_days(academic_year_start(day))
+    if day not in days:
+        return False
+    i = days.index(day)
+    return i == len(days) - 1 or (days[i + 1] - day).days > 7
+
+
+def build_governor_packs(period_end: dt.date, school: str = "all") -> list[str]:
+    from .governor_pack import build_governor_packs as build
+
+    return build(period_end, school)

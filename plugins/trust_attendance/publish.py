@@ -346,6 +346,8 @@ def send_exception_emails(run_date: dt.date, config: TrustConfig | None = None,
                           send_when_empty: bool | None = None) -> dict[str, str]:
     """One email per school to its leads. Idempotent: a school's email for a night is sent once.
 
+    Without SMTP settings (the demo) each email is written to the school's outbox as .eml.
+
     The ledger row is written 'sending' before the SMTP conversation and 'sent'
     after it; a retry skips 'sent' rows and re-sends 'sending' ones with the same
     Message-ID (at least once, recognisably the same message).
@@ -373,15 +375,22 @@ def send_exception_emails(run_date: dt.date, config: TrustConfig | None = None,
                     _ledger(ledger, school, run_date, "-", "nothing_to_report")
                     outcome[school.urn] = "nothing to report"
                     continue
-                if not settings or not school.lead_contacts:
-                    outcome[school.urn] = "not sent: no SMTP settings or no lead contacts"
+                if not school.lead_contacts:
+                    outcome[school.urn] = "not sent: the school has no lead contacts"
                     log.warning("%s: %s", school.urn, outcome[school.urn])
                     continue
-                message = render_exception_email(report, settings["sender"], attachment)
+                sender = settings["sender"] if settings else "attendance-pipeline@localhost"
+                message = render_exception_email(report, sender, attachment)
                 _ledger(ledger, school, run_date, message["Message-ID"], "sending")
-                deliver(message, settings)
+                if settings:
+                    deliver(message, settings)
+                    outcome[school.urn] = "sent"
+                else:  # no SMTP configured (the demo): the email is written to the outbox instead
+                    path = outbox_folder(config, run_date, school.urn) / f"exception_email_{school.urn}_{run_date}.eml"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(message.as_bytes())
+                    outcome[school.urn] = f"written to {path}"
                 _ledger(ledger, school, run_date, message["Message-ID"], "sent")
-                outcome[school.urn] = "sent"
     return outcome
 
 
