@@ -13,7 +13,7 @@ from . import load, sources, validate
 from .config import load_trust_config
 from .sources import LandedBatch
 from .validate import ValidationReport
-from .warehouse import masked, run_dbt, warehouse_url
+from .warehouse import ensure_access, masked, run_dbt, warehouse_url
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ def prepare_warehouse() -> list[str]:
     url = warehouse_url()
     log.info("warehouse: %s", masked(url))
     config = load_trust_config()
+    ensure_access(url)
     load.ensure_raw_schema(url)
     load.sync_schools(url, config.schools)
     return [school.urn for school in config.schools]

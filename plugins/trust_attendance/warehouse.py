@@ -252,3 +252,72 @@ def run_dbt(args: list[str], url: str | None = None, check: bool = True) -> subp
 
 def _tail(text: str, lines: int) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# -- access ------------------------------------------------------------------
+# Group roles the project creates (NOLOGIN): people and services log in as their
+# own users, granted one of these. Table grants and row-level security on the
+# marts are applied by dbt on every build (dbt_project/macros/security.sql).
+ROLES = {
+    "trust_loader": "loads school batches into raw",
+    "trust_transformer": "runs dbt: reads raw, builds staging, intermediate and marts",
+    "trust_bi_reader": "BI tools: every mart except identifying pupil details; no raw or staging",
+    "trust_identified_reader": "the trust roles that need pupil names (dim_pupils)",
+    "trust_school_reader": "school staff: pupil-level marts, row-level security to their own school(s)",
+}
+
+ACCESS_SQL = """
+create schema if not exists raw;
+create schema if not exists staging;
+create schema if not exists intermediate;
+create schema if not exists marts;
+create schema if not exists reference;
+create schema if not exists security;
+create table if not exists security.school_readers (
+    role_name  text not null,
+    school_urn text not null,
+    primary key (role_name, school_urn)
+);
+comment on table security.school_readers is
+    'Which login roles read which schools'' rows in the pupil-level marts (row-level security).';
+-- Definer's rights, so readers learn their own schools without reading the mapping; inside it
+-- current_user is the definer, so the reader is session_user (the login role).
+create or replace function security.current_user_schools() returns setof text
+    language sql stable security definer set search_path = pg_catalog as
+    $$ select school_urn from security.school_readers where role_name = session_user $$;
+revoke all on function security.current_user_schools() from public;
+revoke all on schema raw, staging, intermediate, security from public;
+grant usage on schema security to trust_school_reader;
+grant execute on function security.current_user_schools() to trust_school_reader;
+grant usage on schema raw to trust_loader, trust_transformer;
+grant select, insert, update, delete on all tables in schema raw to trust_loader;
+grant select on all tables in schema raw to trust_transformer;
+alter default privileges in schema raw grant select, insert, update, delete on tables to trust_loader;
+alter default privileges in schema raw grant select on tables to trust_transformer;
+grant create on schema raw to trust_loader;
+grant usage, create on schema staging, intermediate, marts, reference to trust_transformer;
+grant usage on schema marts to trust_bi_reader, trust_identified_reader, trust_school_reader;
+"""
+
+
+def ensure_access(url: str | None = None) -> None:
+    """Create the project's roles and schemas and grant what each role may do (idempotent)."""
+    with sa.create_engine(url or warehouse_url(), isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text("select pg_advisory_lock(hashtext('trust_attendance.access'))"))
+        try:
+            for role in ROLES:
+                exists = conn.execute(sa.text("select 1 from pg_roles where rolname = :r"), {"r": role}).first()
+                if not exists:
+                    conn.execute(sa.text(f'create role "{role}" nologin'))
+            conn.execute(sa.text(ACCESS_SQL))
+        finally:
+            conn.execute(sa.text("select pg_advisory_unlock(hashtext('trust_attendance.access'))"))
+
+
+def grant_school_reader(login_role: str, school_urns: list[str], url: str | None = None) -> None:
+    """Let an existing login role read the pupil-level marts of these schools only."""
+    with sa.create_engine(url or warehouse_url(), isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(sa.text(f'grant trust_school_reader to "{login_role}"'))
+        conn.execute(sa.text("delete from security.school_readers where role_name = :r"), {"r": login_role})
+        for urn in school_urns:
+            conn.execute(sa.text("insert into security.school_readers values (:r, :u)"), {"r": login_role, "u": urn})
