@@ -15,7 +15,10 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from trust_attendance import nightly
 from trust_attendance.assets import MARTS
+from trust_attendance.config import task_retries
 from trust_attendance.publish import notify_failure
+
+RETRIES, RETRY_DELAY_SECONDS = task_retries()
 
 
 @dag(
@@ -24,7 +27,8 @@ from trust_attendance.publish import notify_failure
     start_date=pendulum.datetime(2026, 9, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=5), "on_failure_callback": notify_failure},
+    default_args={"retries": RETRIES, "retry_delay": timedelta(seconds=RETRY_DELAY_SECONDS),
+                  "on_failure_callback": notify_failure},
     params={
         "school": Param("all", type="string", description="'all', 'trust', or a school URN"),
         "period_end": Param(None, type=["null", "string"], format="date",

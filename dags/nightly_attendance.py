@@ -14,7 +14,10 @@ from airflow.sdk import dag, get_current_context, task, task_group
 
 from trust_attendance import nightly
 from trust_attendance.assets import MARTS
+from trust_attendance.config import task_retries
 from trust_attendance.publish import notify_failure
+
+RETRIES, RETRY_DELAY_SECONDS = task_retries()
 
 
 @dag(
@@ -24,8 +27,8 @@ from trust_attendance.publish import notify_failure
     catchup=False,
     max_active_runs=1,
     default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
+        "retries": RETRIES,
+        "retry_delay": timedelta(seconds=RETRY_DELAY_SECONDS),
         "retry_exponential_backoff": True,
         "on_failure_callback": notify_failure,
     },
@@ -56,7 +59,7 @@ def nightly_attendance():
 
         load(validate(extract(school_urn)))
 
-    @task(trigger_rule="all_done", retries=1, outlets=[MARTS])
+    @task(trigger_rule="all_done", outlets=[MARTS])
     def dbt_build() -> None:
         nightly.build_marts()
 

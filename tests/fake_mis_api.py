@@ -24,6 +24,7 @@ class Faults:
     server_errors: int = 0          # answer 500 to this many requests first
     rate_limits: int = 0            # answer 429 (Retry-After: 0) to this many requests first
     truncate_once: bool = False     # cut one page in half, once
+    truncate_always: bool = False   # cut every page in half
     fail_from_page: int | None = None  # answer 503 to every request for this page number or later
     school_urn: str | None = None   # claim this URN in every page's meta
 
@@ -98,7 +99,7 @@ class FakeMisApi:
                 body = {"data": chunk, "meta": {"school_urn": faults.school_urn or api.school_urn, "pagination": {
                     "current_page": page, "next": f"{base}&page={page + 1}" if more else None}}}
                 raw = json.dumps(body).encode()
-                if faults.truncate_once:
+                if faults.truncate_once or faults.truncate_always:
                     faults.truncate_once = False
                     raw = raw[: len(raw) // 2]
                 self._send_raw(200, raw)

@@ -100,3 +100,8 @@ def load_trust_config(path: str | Path | None = None) -> TrustConfig:
         quarantine_dir=resolve(outputs.get("quarantine_dir"), var_dir() / "quarantine"),
         data_team_contacts=tuple(doc.get("data_team_contacts") or ()),
     )
+
+
+def task_retries() -> tuple[int, int]:
+    """(retries, seconds between them) for pipeline tasks: TRUST_TASK_RETRIES, TRUST_RETRY_DELAY_SECONDS."""
+    return int(os.environ.get("TRUST_TASK_RETRIES", "2")), int(os.environ.get("TRUST_RETRY_DELAY_SECONDS", "300"))
