@@ -10,7 +10,7 @@ export GX_ANALYTICS_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 
-.PHONY: demo test venv lock compose-validator warehouse-start warehouse-stop clean
+.PHONY: demo test bench venv lock compose-validator warehouse-start warehouse-stop clean
 
 venv: $(VENV)/.installed
 
@@ -33,6 +33,10 @@ compose-validator:
 	@command -v docker-compose >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker-compose >/dev/null; } || \
 		echo "docker-compose not available: compose test checks structure only"
+
+# Trust-scale benchmark (not part of `make test`): BENCH_ARGS="--preset large" for 100 schools.
+bench: venv
+	$(PY) benchmarks/nightly_bench.py $(BENCH_ARGS)
 
 # Re-resolve the pinned set after editing requirements.in.
 lock: venv
