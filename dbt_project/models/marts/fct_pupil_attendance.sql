@@ -22,18 +22,18 @@ select
     reporting.as_of_date,
     sessions.first_session_date,
     sessions.last_session_date,
-    year_groups.year_group_number,
-    coalesce(year_groups.year_group_number between 1 and 11, false) as is_statutory_school_age,
-    pupils.form_group as current_form_group,
-    pupils.sex,
-    pupils.ethnicity_code,
-    pupils.is_pupil_premium,
-    pupils.is_free_school_meals,
-    pupils.is_free_school_meals_6,
-    (pupils.is_free_school_meals_6 or pupils.is_looked_after or pupils.is_previously_looked_after) as is_disadvantaged,
-    pupils.sen_provision,
-    pupils.is_english_additional_language,
-    pupils.is_looked_after,
+    characteristics.year_group_number,
+    coalesce(characteristics.is_statutory_school_age, false) as is_statutory_school_age,
+    characteristics.current_form_group,
+    characteristics.sex,
+    characteristics.ethnicity_code,
+    characteristics.is_pupil_premium,
+    characteristics.is_free_school_meals,
+    characteristics.is_free_school_meals_6,
+    characteristics.is_disadvantaged,
+    characteristics.sen_provision,
+    characteristics.is_english_additional_language,
+    characteristics.is_looked_after,
     {% for measure in ['possible', 'present', 'approved_activity', 'attended', 'authorised_absence',
                        'unauthorised_absence', 'absence', 'late', 'late_after_register_closed', 'illness'] %}
     cast(sessions.{{ measure }}_sessions as {{ dbt.type_int() }}) as {{ measure }}_sessions,
@@ -42,6 +42,5 @@ select
     {{ attendance_rates('sessions.') }}
 from sessions
 cross join {{ ref('int_reporting_date') }} as reporting
-left join {{ ref('int_pupils__current') }} as pupils on sessions.pupil_key = pupils.pupil_key
-left join {{ ref('int_pupil_academic_years') }} as year_groups
-    on sessions.pupil_key = year_groups.pupil_key and sessions.academic_year = year_groups.academic_year
+left join {{ ref('int_pupil_characteristics') }} as characteristics
+    on sessions.pupil_key = characteristics.pupil_key and sessions.academic_year = characteristics.academic_year

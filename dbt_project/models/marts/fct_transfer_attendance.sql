@@ -1,15 +1,8 @@
 -- Joiners' attendance at their previous school, from Common Transfer Files.
-with latest_extract as (
-    select school_urn, max(extract_date) as extract_date
-    from {{ ref('stg_mis__load_batches') }}
-    where load_status = 'loaded'
-    group by school_urn
-),
-
-transfers as (
+with transfers as (
     select transfers.*
     from {{ ref('stg_mis__transfer_attendance') }} as transfers
-    inner join latest_extract
+    inner join {{ ref('int_latest_loaded_extracts') }} as latest_extract
         on transfers.school_urn = latest_extract.school_urn
         and transfers.extract_date = latest_extract.extract_date
 )

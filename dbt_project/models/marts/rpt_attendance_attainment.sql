@@ -2,19 +2,12 @@
 -- English and maths 4+ and 5+) and KS2 (expected standard in reading, writing and
 -- maths) by attendance band in the exam year and by persistent absence, per school
 -- and for the trust. Bands follow seed 001 (<90, 90-95, 95-97, 97-99, 99-100).
-with latest_extract as (
-    select school_urn, max(extract_date) as extract_date
-    from {{ ref('stg_mis__load_batches') }}
-    where load_status = 'loaded'
-    group by school_urn
-),
-
-results as (
+with results as (
     select
         {{ pupil_key('attainment.school_urn', 'attainment.pupil_id') }} as pupil_key,
         attainment.*
     from {{ ref('stg_mis__attainment') }} as attainment
-    inner join latest_extract
+    inner join {{ ref('int_latest_loaded_extracts') }} as latest_extract
         on attainment.school_urn = latest_extract.school_urn
         and attainment.extract_date = latest_extract.extract_date
 ),
