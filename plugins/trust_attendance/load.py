@@ -38,6 +38,8 @@ create table if not exists raw.register_marks (
     seen_at       timestamptz not null default now(),
     primary key (school_urn, pupil_id, session_date, session, extract_date)
 );
+-- A night's incremental dbt run reads the versions its extract added.
+create index if not exists register_marks_extract_date on raw.register_marks (extract_date);
 comment on table raw.register_marks is
     'Every version of every attendance mark, one row per change, keyed by the extract that first carried it.';
 

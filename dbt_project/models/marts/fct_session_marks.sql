@@ -7,6 +7,7 @@
         indexes=[
             {'columns': ['school_urn', 'session_date']},
             {'columns': ['pupil_key', 'session_date']},
+            {'columns': ['latest_extract_date']},
         ],
     )
 }}
