@@ -55,7 +55,7 @@ def module_database_url(postgres_server) -> str:
 
 def _fresh_database(server: EmbeddedPostgres):
     name = f"test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(server.url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # survives restarts
     with admin.connect() as conn:
         conn.execute(sa.text(f'create database "{name}"'))
     url = server.url.rsplit("/", 1)[0] + f"/{name}"

@@ -173,3 +173,17 @@ def test_governor_pack_suppresses_small_groups(loaded_trust):
     assert any("fewer than 5 pupils are not shown" in line for line in groups.commentary)
     gap = next(s for s in pack.sections if "disadvantaged" in s.question)
     assert gap.commentary == ["Pupil premium pupils are fewer than the suppression threshold; the gap is not shown."]
+
+
+def test_a_failed_task_emails_the_data_team(loaded_trust, smtp):
+    config, _, _, _ = loaded_trust
+
+    class FailedTask:
+        dag_id, task_id, map_index = "nightly_attendance", "school.extract", 3
+
+    publish.notify_failure({"task_instance": FailedTask(), "run_id": "scheduled__2026-11-21",
+                            "exception": RuntimeError("no export for 2026-11-21")})
+    [(recipients, message)] = smtp.inbox.messages
+    assert recipients == list(config.data_team_contacts)
+    assert message["Subject"] == "[attendance pipeline] nightly_attendance.school.extract[3] failed"
+    assert "no export for 2026-11-21" in message.get_content()
