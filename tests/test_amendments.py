@@ -99,3 +99,23 @@ def test_amendments_are_kept_and_the_latest_wins(trust, database_url, postgres_s
         sa.create_engine(one_go).dispose()
         with admin.connect() as conn:
             conn.execute(sa.text("drop database amendments_one_go with (force)"))
+
+
+def test_retention_purges_marks_older_than_three_academic_years_and_records_it(database_url):
+    from trust_attendance import load
+
+    load.ensure_raw_schema(database_url)
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        for day in ("2022-08-31", "2022-09-01", "2025-10-01"):
+            conn.execute(sa.text("insert into raw.register_marks (school_urn, pupil_id, session_date, session, mark, "
+                                 "extract_date) values ('900999', 'HB-1', :d, 'AM', '/', '2025-10-02')"), {"d": day})
+    # On 1 November 2025 (academic year 2025/26) three years back is 1 September 2022: 2022-08-31 goes.
+    purged = load.purge_expired(database_url, dt.date(2025, 11, 1), retention_years=3)
+    assert purged == {"raw.register_marks": 1, "raw.transfer_marks": 0}
+    with engine.connect() as conn:
+        left = [str(d) for d in conn.execute(sa.text("select session_date from raw.register_marks order by 1")).scalars()]
+        log = conn.execute(sa.text("select table_name, cutoff_date, rows_purged from raw.purge_log "
+                                   "where table_name = 'raw.register_marks'")).one()
+    assert left == ["2022-09-01", "2025-10-01"]
+    assert (log.cutoff_date, log.rows_purged) == (dt.date(2022, 9, 1), 1)

@@ -54,3 +54,9 @@ def test_governor_packs_dag_is_scheduled_on_the_marts_asset(dagbag):
     nightly = dagbag.dags["nightly_attendance"]
     assert [a.uri for a in nightly.get_task("dbt_build").outlets] == ["trust-attendance://warehouse/marts"]
     assert "trust-attendance://warehouse/marts" in str(dag.timetable.asset_condition)
+
+
+def test_retention_dag_runs_once_a_year(dagbag):
+    dag = dagbag.dags["retention"]
+    assert dag.task_ids == ["purge_expired_marks"]
+    assert dag.get_task("purge_expired_marks").on_failure_callback

@@ -78,6 +78,15 @@ create table if not exists raw.transfer_marks (
     session text not null, mark text, file text, extract_date date not null
 );
 
+create table if not exists raw.purge_log (
+    purged_at       timestamptz not null default now(),
+    table_name      text not null,
+    cutoff_date     date not null,
+    rows_purged     bigint not null,
+    retention_years integer not null
+);
+comment on table raw.purge_log is 'What the retention job removed, and under which rule.';
+
 create table if not exists raw.schools (
     school_urn  text primary key,
     school_name text not null,
@@ -274,3 +283,24 @@ def quarantine(url: str, batch: LandedBatch, report: ValidationReport, quarantin
 def record_extract_failure(url: str, school_urn: str, extract_date: dt.date, error: str) -> None:
     with connect(url) as conn:
         _record(conn, None, "extract_failed", {"error": error}, school_urn=school_urn, extract_date=extract_date)
+
+
+RETAINED_TABLES = {  # table: its date column
+    "raw.register_marks": "session_date",
+    "raw.transfer_marks": "session_date",
+}
+
+
+def purge_expired(url: str, today: dt.date, retention_years: int = 3) -> dict[str, int]:
+    """Delete marks older than the retention period (policy: registers kept three years),
+    recording what went in raw.purge_log, in one transaction."""
+    cutoff = dt.date(today.year - retention_years, 9, 1) if today.month >= 9 else dt.date(
+        today.year - retention_years - 1, 9, 1)
+    purged = {}
+    with connect(url) as conn:
+        for table, column in RETAINED_TABLES.items():
+            rows = conn.execute(f"delete from {table} where {column} < %s", (cutoff,)).rowcount
+            conn.execute("insert into raw.purge_log (table_name, cutoff_date, rows_purged, retention_years) "
+                         "values (%s, %s, %s, %s)", (table, cutoff, rows, retention_years))
+            purged[table] = rows
+    return purged

@@ -111,3 +111,14 @@ def build_governor_packs(period_end: dt.date, school: str = "all") -> list[str]:
     from .governor_pack import build_governor_packs as build
 
     return build(period_end, school)
+
+
+def purge_expired_marks(today: dt.date) -> dict[str, int]:
+    """Retention: keep the current academic year and the previous RETENTION_YEARS (default 3)."""
+    import os
+
+    url = warehouse_url()
+    load.ensure_raw_schema(url)
+    purged = load.purge_expired(url, today, int(os.environ.get("RETENTION_YEARS", "3")))
+    log.info("purged: %s", purged)
+    return purged
