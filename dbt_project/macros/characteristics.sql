@@ -3,7 +3,7 @@
 {% macro pupil_breakdowns() -%}
     {{ return([
         ('all_pupils', "'All pupils'"),
-        ('year_group', "case when year_group_number is null then 'Unknown' when year_group_number <= 0 then 'Early years' else " ~ dbt.concat(["'Year '", dbt.safe_cast('year_group_number', api.Column.translate_type('string'))]) ~ " end"),
+        ('year_group', 'year_group_label'),
         ('form_group', "coalesce(current_form_group, 'Unknown')"),
         ('pupil_premium', "case when is_pupil_premium then 'PP' else 'Non-PP' end"),
         ('free_school_meals', "case when is_free_school_meals then 'FSM' else 'Non-FSM' end"),

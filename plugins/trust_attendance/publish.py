@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 SESSIONS_PER_DAY = 2
 XLSX_MIME = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
-# The watch lists (charter, weekly actions), as (sheet name, condition on fct_watch_list).
+# The watch lists (charter, weekly actions), as (sheet name, boolean column of school_pupils()).
 WATCH_LISTS = [
     ("Risk of PA", "is_at_risk_of_persistent_absence"),
     ("Risk of SA", "is_at_risk_of_severe_absence"),
@@ -43,7 +43,7 @@ WATCH_LISTS = [
     ("Persistent lates", "has_persistent_lates"),
     ("10 in 10 weeks", "has_reached_10_unauthorised_in_10_weeks"),
     ("Continuous absence", "is_continuous_absence_day_1"),
-    ("Unresolved N", "unresolved_n_codes > 0"),
+    ("Unresolved N", "has_unresolved_n_codes"),
     ("New this week", "is_new_on_watch_list"),
 ]
 
@@ -86,6 +86,7 @@ def school_pupils(conn, school_urn: str) -> pd.DataFrame:
     """This school's pupils with their watch-list criteria, as the lists show them."""
     frame = pd.read_sql(sa.text(PUPILS_SQL), conn, params={"school_urn": school_urn})
     frame["stage"] = frame["graduated_response_stage"]
+    frame["has_unresolved_n_codes"] = frame["unresolved_n_codes"] > 0
     frame["attendance_percent"] = (frame["attendance_rate"].astype(float) * 100).round(1)
     frame["days_missed"] = frame["absence_sessions"] / SESSIONS_PER_DAY
     frame["unauthorised_days"] = frame["unauthorised_absence_sessions"] / SESSIONS_PER_DAY
@@ -99,10 +100,8 @@ def rag(attendance_percent: float) -> str:
     return "amber" if attendance_percent < 95 else "green"
 
 
-def _on_list(frame: pd.DataFrame, condition: str) -> pd.Series:
-    if condition.endswith("> 0"):
-        return frame[condition.split()[0]] > 0
-    return frame[condition].fillna(False).astype(bool)
+def _on_list(frame: pd.DataFrame, column: str) -> pd.Series:
+    return frame[column].fillna(False).astype(bool)
 
 
 @dataclass
@@ -119,8 +118,8 @@ def write_watch_list(frame: pd.DataFrame, school: School, folder: Path, run_date
     workbook.remove(workbook.active)
     counts = {}
     memberships = pd.Series([[] for _ in range(len(frame))], index=frame.index)
-    for sheet_name, condition in WATCH_LISTS:
-        listed = frame[_on_list(frame, condition)]
+    for sheet_name, column in WATCH_LISTS:
+        listed = frame[_on_list(frame, column)]
         counts[sheet_name] = len(listed)
         for i in listed.index:
             memberships[i] = memberships[i] + [sheet_name]
@@ -296,7 +295,7 @@ def build_exception_report(conn, school: School, run_date: dt.date, pupils: pd.D
     newly = pupils.loc[thresholds.astype(bool), ["pupil_name", "form", "attendance_percent", "days_missed",
                                                  "unauthorised_sessions_10_school_weeks",
                                                  "consecutive_school_days_absent", "stage"]]
-    unresolved = pupils.loc[pupils["unresolved_n_codes"] > 0, ["pupil_name", "form", "unresolved_n_codes"]]
+    unresolved = pupils.loc[pupils["has_unresolved_n_codes"], ["pupil_name", "form", "unresolved_n_codes"]]
     return ExceptionReport(school, run_date, quarantine, missing, newly, unresolved, last_day)
 
 

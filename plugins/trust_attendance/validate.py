@@ -106,8 +106,9 @@ def read_export(path: Path, school_urn: str) -> pd.DataFrame:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        text = raw.decode("cp1252", errors="strict") if _is_cp1252(raw) else None
-        if text is None:
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError:
             raise fail("the file is neither UTF-8 nor Windows-1252 text") from None
     import io
 
@@ -144,14 +145,6 @@ def read_export(path: Path, school_urn: str) -> pd.DataFrame:
         if (frame[column].str.startswith(" ") | frame[column].str.endswith(" ")).any():
             frame[column] = frame[column].str.strip()
     return frame
-
-
-def _is_cp1252(raw: bytes) -> bool:
-    try:
-        raw.decode("cp1252")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def _line_from_parser_error(message: str) -> int | None:

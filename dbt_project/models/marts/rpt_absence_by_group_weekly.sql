@@ -5,18 +5,7 @@
 -- The enrolments of a week are those with marks that week; their PA/SA status is
 -- year to date as at the end of that week (DfE definitions, unrounded rates).
 with pupil_weeks as (
-    select weeks.*, characteristics.phase, characteristics.year_group_number, characteristics.is_statutory_school_age,
-        characteristics.current_form_group, characteristics.sex, characteristics.ethnicity_code,
-        characteristics.is_pupil_premium, characteristics.is_free_school_meals, characteristics.is_free_school_meals_6,
-        characteristics.is_disadvantaged, characteristics.sen_provision, characteristics.is_english_additional_language,
-        characteristics.is_looked_after,
-        {{ is_persistent_absence('weeks.year_to_date_absence_sessions', 'weeks.year_to_date_possible_sessions') }}
-            as is_persistent_absence_to_date,
-        {{ is_severe_absence('weeks.year_to_date_absence_sessions', 'weeks.year_to_date_possible_sessions') }}
-            as is_severe_absence_to_date
-    from {{ ref('int_pupil_weeks') }} as weeks
-    inner join {{ ref('int_pupil_characteristics') }} as characteristics
-        on weeks.pupil_key = characteristics.pupil_key and weeks.academic_year = characteristics.academic_year
+    select * from {{ ref('int_pupil_weeks__characterised') }}
 ),
 
 grouped as (

@@ -4,19 +4,7 @@
 -- (primary 2.1, secondary 3.6 points) from the benchmarks seed.
 -- Gaps are in percentage points: positive means PP pupils attend less.
 with pupil_weeks as (
-    select
-        weeks.*,
-        characteristics.phase,
-        characteristics.is_pupil_premium,
-        case when characteristics.year_group_number is null then 'Unknown'
-             when characteristics.year_group_number <= 0 then 'Early years'
-             else {{ dbt.concat(["'Year '", dbt.safe_cast('characteristics.year_group_number', api.Column.translate_type('string'))]) }}
-        end as year_group,
-        {{ is_persistent_absence('weeks.year_to_date_absence_sessions', 'weeks.year_to_date_possible_sessions') }}
-            as is_persistent_absence_to_date
-    from {{ ref('int_pupil_weeks') }} as weeks
-    inner join {{ ref('int_pupil_characteristics') }} as characteristics
-        on weeks.pupil_key = characteristics.pupil_key and weeks.academic_year = characteristics.academic_year
+    select *, year_group_label as year_group from {{ ref('int_pupil_weeks__characterised') }}
 ),
 
 grouped as (
