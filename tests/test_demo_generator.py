@@ -110,3 +110,17 @@ def test_attainment_falls_with_absence(tmp_path):
     a8 = ks4["attainment_8"].astype(float)
     persistent = ks4["absence"] >= 0.10
     assert a8[persistent].mean() < a8[~persistent].mean() - 5
+
+
+def test_defects_land_on_an_open_day_when_the_last_day_was_a_closure(tmp_path):
+    # With the default demo seed, 24 Nov 2026 was a closure day ('#' for everyone) at the
+    # last school, so a defect put on the last day would silently not be injected.
+    manifest = generate_trust(tmp_path, n_schools=6, seed=2026, as_of=dt.date(2026, 11, 24), history_years=2,
+                              progress=False)
+    last = list(manifest["schools"].values())[-1]
+    marks = pd.read_csv(tmp_path / last["extract_folder"] / "marks.csv", dtype=str, keep_default_na=False)
+    assert set(marks.loc[marks["session_date"] == "2026-11-24", "mark"]) == {"#"}
+    invalid = last["invalid_code"]
+    assert invalid["date"] < "2026-11-24"
+    assert marks.iloc[invalid["line"] - 2]["mark"] == invalid["code"]  # line 1 is the header
+    assert list(manifest["schools"].values())[0]["missing_marks"]["count"] > 0

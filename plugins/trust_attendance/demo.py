@@ -464,10 +464,12 @@ def generate_trust(
         folder.mkdir(parents=True, exist_ok=True)
         marks_rows = gen.marks(days, closures, trip_days)
         injected = {}
+        # Defects go on the last day the school was open: on a closure day every mark is '#'.
+        last_open_day = max(d for d in days if d not in closures)
         if plan.urn == defect_schools.get("missing_marks"):
-            marks_rows = _blank_register(marks_rows, days[-1], gen, injected)
+            marks_rows = _blank_register(marks_rows, last_open_day, gen, injected)
         if plan.urn == defect_schools.get("invalid_code"):
-            marks_rows = _one_invalid_code(marks_rows, days[-1], injected)
+            marks_rows = _one_invalid_code(marks_rows, last_open_day, injected)
         n_marks = _write_csv(folder / "marks.csv", MARK_COLUMNS, marks_rows)
         n_pupils = _write_csv(folder / "pupils.csv", PUPIL_COLUMNS, gen.pupils)
         _write_csv(folder / "enrolments.csv", ENROLMENT_COLUMNS, gen.enrolments)

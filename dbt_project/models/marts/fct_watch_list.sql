@@ -149,32 +149,34 @@ year_to_date as (
     where academic_year = (select academic_year from reporting)
 )
 
+-- Every enrolment with marks this year has a row, even one whose only marks so far are
+-- closures ('#', no school week to count): it meets no criterion yet.
 select
-    this_week.pupil_key,
-    this_week.school_urn,
+    year_to_date.pupil_key,
+    year_to_date.school_urn,
     (select as_of_date from reporting) as as_of_date,
     year_to_date.attendance_rate,
     cast(year_to_date.possible_sessions as {{ dbt.type_int() }}) as possible_sessions,
     cast(year_to_date.absence_sessions as {{ dbt.type_int() }}) as absence_sessions,
     cast(year_to_date.unauthorised_absence_sessions as {{ dbt.type_int() }}) as unauthorised_absence_sessions,
     cast(year_to_date.late_sessions as {{ dbt.type_int() }}) as late_sessions,
-    this_week.is_persistent_absence,
-    this_week.is_severe_absence,
-    this_week.is_at_risk_of_persistent_absence,
-    this_week.is_at_risk_of_severe_absence,
-    this_week.has_persistent_lates,
-    cast(this_week.late_sessions_4_school_weeks as {{ dbt.type_int() }}) as late_sessions_4_school_weeks,
-    cast(this_week.unauthorised_sessions_10_school_weeks as {{ dbt.type_int() }}) as unauthorised_sessions_10_school_weeks,
-    this_week.has_reached_10_unauthorised_in_10_weeks,
-    cast(streaks.consecutive_school_days_absent as {{ dbt.type_int() }}) as consecutive_school_days_absent,
-    streaks.consecutive_school_days_absent >= 1 as is_continuous_absence_day_1,
-    streaks.consecutive_school_days_absent >= 3 as is_continuous_absence_day_3,
-    streaks.consecutive_school_days_absent >= 5 as is_continuous_absence_day_5,
-    cast(streaks.consecutive_school_days_unauthorised as {{ dbt.type_int() }}) as consecutive_school_days_unauthorised,
-    streaks.consecutive_school_days_unauthorised >= 20 as has_20_consecutive_days_unauthorised,
+    coalesce(this_week.is_persistent_absence, false) as is_persistent_absence,
+    coalesce(this_week.is_severe_absence, false) as is_severe_absence,
+    coalesce(this_week.is_at_risk_of_persistent_absence, false) as is_at_risk_of_persistent_absence,
+    coalesce(this_week.is_at_risk_of_severe_absence, false) as is_at_risk_of_severe_absence,
+    coalesce(this_week.has_persistent_lates, false) as has_persistent_lates,
+    cast(coalesce(this_week.late_sessions_4_school_weeks, 0) as {{ dbt.type_int() }}) as late_sessions_4_school_weeks,
+    cast(coalesce(this_week.unauthorised_sessions_10_school_weeks, 0) as {{ dbt.type_int() }}) as unauthorised_sessions_10_school_weeks,
+    coalesce(this_week.has_reached_10_unauthorised_in_10_weeks, false) as has_reached_10_unauthorised_in_10_weeks,
+    cast(coalesce(streaks.consecutive_school_days_absent, 0) as {{ dbt.type_int() }}) as consecutive_school_days_absent,
+    coalesce(streaks.consecutive_school_days_absent >= 1, false) as is_continuous_absence_day_1,
+    coalesce(streaks.consecutive_school_days_absent >= 3, false) as is_continuous_absence_day_3,
+    coalesce(streaks.consecutive_school_days_absent >= 5, false) as is_continuous_absence_day_5,
+    cast(coalesce(streaks.consecutive_school_days_unauthorised, 0) as {{ dbt.type_int() }}) as consecutive_school_days_unauthorised,
+    coalesce(streaks.consecutive_school_days_unauthorised >= 20, false) as has_20_consecutive_days_unauthorised,
     year_to_date.illness_sessions / 2.0 as illness_days_this_year,
     year_to_date.illness_sessions > 30 as has_over_15_days_illness,
-    cast(streaks.unresolved_n_codes_older_than_{{ n_code_days }}_school_days as {{ dbt.type_int() }})
+    cast(coalesce(streaks.unresolved_n_codes_older_than_{{ n_code_days }}_school_days, 0) as {{ dbt.type_int() }})
         as unresolved_n_codes,
     case
         when year_to_date.possible_sessions = 0 then null
@@ -199,9 +201,10 @@ select
             then 'LON2 letter of notification'
         else 'LON1 half-termly acknowledgement; rewards'
     end as suggested_action,
-    this_week.is_on_watch_list,
-    this_week.is_on_watch_list and not coalesce(last_week.is_on_watch_list, false) as is_new_on_watch_list
-from this_week
-left join last_week on this_week.pupil_key = last_week.pupil_key
-left join streaks on this_week.pupil_key = streaks.pupil_key
-left join year_to_date on this_week.pupil_key = year_to_date.pupil_key
+    coalesce(this_week.is_on_watch_list, false) as is_on_watch_list,
+    coalesce(this_week.is_on_watch_list and not coalesce(last_week.is_on_watch_list, false), false)
+        as is_new_on_watch_list
+from year_to_date
+left join this_week on year_to_date.pupil_key = this_week.pupil_key
+left join last_week on year_to_date.pupil_key = last_week.pupil_key
+left join streaks on year_to_date.pupil_key = streaks.pupil_key
