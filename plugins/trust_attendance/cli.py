@@ -124,7 +124,12 @@ def demo(args: argparse.Namespace) -> None:
         as_of = args.as_of or dt.date.today() - dt.timedelta(days=1)
         manifest = generate_trust(out, n_schools=args.schools or PRESETS[args.preset], seed=args.seed, as_of=as_of)
         extract_date = dt.date.fromisoformat(manifest["extract_date"])
-        env = airflow_env({"WAREHOUSE_URL": url, "TRUST_CONFIG": str(out / "trust.yml")})
+        env = airflow_env({
+            "WAREHOUSE_URL": url, "TRUST_CONFIG": str(out / "trust.yml"),
+            # A demo that hits an error should show it within seconds, not after the nightly 5-minute backoff.
+            "TRUST_TASK_RETRIES": os.environ.get("TRUST_TASK_RETRIES", "1"),
+            "TRUST_RETRY_DELAY_SECONDS": os.environ.get("TRUST_RETRY_DELAY_SECONDS", "5"),
+        })
         run_nightly_dag(extract_date, env)
         period_end = extract_date - dt.timedelta(days=1)
         run_dag("governor_packs", extract_date, env, {"period_end": period_end.isoformat()})
