@@ -8,6 +8,8 @@ import datetime as dt
 import hashlib
 import json
 import shutil
+import uuid
+from urllib.parse import unquote, urlsplit
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from trust_attendance.paths import var_dir
 CORPUS = Path(__file__).parent / "bad_input_corpus"
 KINDS = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())
 EXTRACT_DATE = dt.date(2026, 9, 19)
+API_TOKEN = f"corpus-token-{uuid.uuid4().hex}"  # distinctive, so any leak of it is found
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +44,7 @@ def night(module_database_url):
                   "lead_contacts": [f"lead@{kind}.example.org"]}
         if "source" in expected:
             server = FakeMisApi.from_export(CORPUS / kind, school_id=f"S{urn}", per_page=25,
-                                            faults=Faults(**expected["source"]))
+                                            faults=Faults(**expected["source"]), token=API_TOKEN)
             servers.append(server)
             school["source"] = {"type": "vendor_api", "base_url": server.start(), "school_id": server.school_id,
                                 "token_env": "CORPUS_API_TOKEN", "max_attempts": 3, "backoff_seconds": 0.01}
@@ -52,15 +55,30 @@ def night(module_database_url):
         config["schools"].append(school)
     (trust / "trust.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     env = airflow_env({"WAREHOUSE_URL": module_database_url, "TRUST_CONFIG": str(trust / "trust.yml"),
-                       "CORPUS_API_TOKEN": "test-token", "TRUST_TASK_RETRIES": "0"})
+                       "CORPUS_API_TOKEN": API_TOKEN, "TRUST_TASK_RETRIES": "0"})
     airflow(["db", "migrate"], env)
     # Failing extracts fail their tasks: the run as a whole need not succeed.
-    airflow(["dags", "test", "nightly_attendance", EXTRACT_DATE.isoformat()], env)
+    run = airflow(["dags", "test", "nightly_attendance", EXTRACT_DATE.isoformat()], env, capture=True)
     for server in servers:
         server.stop()
+    (var_dir() / "corpus_run.log").write_text(run.stdout + run.stderr)
     engine = sa.create_engine(module_database_url)
     yield trust, engine
     engine.dispose()
+
+
+def test_no_secret_in_task_logs_or_output_files(night, module_database_url):
+    # The run read a database password (WAREHOUSE_URL) and an API token (env var), failed
+    # tasks with tracebacks and wrote Data Docs, quarantine copies, emails and dbt logs.
+    password = urlsplit(module_database_url).password
+    secrets = {"database password": unquote(password), "API token": API_TOKEN}
+    task_logs = (var_dir() / "corpus_run.log").read_text()  # `airflow dags test` writes task logs to its output
+    assert len(password) >= 16 and "quarantined for" in task_logs and "Traceback" in task_logs
+    warehouse_files = var_dir() / "warehouse"  # the cluster itself, which holds the password's hash
+    searched = [path for path in var_dir().rglob("*") if path.is_file() and warehouse_files not in path.parents]
+    leaks = [(name, str(path.relative_to(var_dir()))) for path in searched for name, secret in secrets.items()
+             if secret.encode() in path.read_bytes()]
+    assert not leaks
 
 
 def test_the_good_school_loads_completely(night):

@@ -44,9 +44,9 @@ def airflow_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def airflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+def airflow(args: list[str], env: dict[str, str], capture: bool = False) -> subprocess.CompletedProcess:
     airflow_bin = Path(sys.executable).with_name("airflow")
-    return subprocess.run([str(airflow_bin), *args], env=env)
+    return subprocess.run([str(airflow_bin), *args], env=env, capture_output=capture, text=capture)
 
 
 def run_dag(dag_id: str, logical_date: dt.date, env: dict[str, str], conf: dict | None = None) -> None:

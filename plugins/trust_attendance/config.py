@@ -21,6 +21,24 @@ class ConfigError(ValueError):
     pass
 
 
+def hide_in_logs(*secrets: str | None) -> None:
+    """Have Airflow mask these values wherever they would appear in a task's log.
+
+    Connection passwords Airflow reads itself are masked already; secrets the
+    pipeline reads from the environment are not until registered here. Outside
+    Airflow (the CLI, tests, benchmarks) nothing writes task logs, so this is a no-op.
+    """
+    import sys
+
+    if "airflow.sdk" not in sys.modules:
+        return
+    from airflow.sdk.log import mask_secret
+
+    for secret in secrets:
+        if secret:
+            mask_secret(secret)
+
+
 @dataclass(frozen=True)
 class School:
     urn: str

@@ -25,7 +25,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from .config import School, TrustConfig, load_trust_config
+from .config import School, TrustConfig, hide_in_logs, load_trust_config
 from .load import connect
 from .warehouse import engine, warehouse_url
 
@@ -187,6 +187,7 @@ def smtp_settings() -> dict | None:
     SMTP_SSL, SMTP_FROM), else the Airflow connection ``trust_smtp``; None if neither."""
     host = os.environ.get("SMTP_HOST")
     if host:
+        hide_in_logs(os.environ.get("SMTP_PASSWORD"))
         return {
             "host": host, "port": int(os.environ.get("SMTP_PORT", "25")),
             "user": os.environ.get("SMTP_USER"), "password": os.environ.get("SMTP_PASSWORD"),

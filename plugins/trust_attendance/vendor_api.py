@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .config import School
+from .config import School, hide_in_logs
 from .sources import ExtractError
 from .export_layout import EXPORT_FILES as LAYOUT
 
@@ -40,6 +40,7 @@ def _token(school: School) -> str:
     if source.get("token_env"):
         token = os.environ.get(source["token_env"])
         if token:
+            hide_in_logs(token)
             return token
     if source.get("conn_id"):
         try:

@@ -18,10 +18,11 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import sqlalchemy as sa
 
+from .config import hide_in_logs
 from .paths import var_dir
 
 AIRFLOW_CONN_ID = "trust_warehouse"
@@ -38,14 +39,20 @@ def warehouse_url() -> str:
     """The warehouse to use: env, then Airflow connection, then the embedded one."""
     url = os.environ.get("WAREHOUSE_URL")
     if url:
-        return url
+        return _hide_password(url)
     try:  # only inside a real Airflow deployment
         from airflow.sdk import BaseHook
 
         return BaseHook.get_connection(AIRFLOW_CONN_ID).get_uri().replace("postgres://", "postgresql://", 1)
     except Exception:  # noqa: BLE001 - no Airflow, or no such connection
         pass
-    return EmbeddedPostgres().url
+    return _hide_password(EmbeddedPostgres().url)
+
+
+def _hide_password(url: str) -> str:
+    password = urlsplit(url).password
+    hide_in_logs(password, unquote(password) if password else None)  # as written in the URL, and as sent
+    return url
 
 
 def engine(url: str | None = None) -> sa.Engine:
