@@ -1,6 +1,29 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['pupil_key', 'academic_year'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[{'columns': ['pupil_key', 'academic_year']}, {'columns': ['school_urn', 'school_week_number']}],
+    )
+}}
 -- One row per enrolment per school week it had marks in: the week's session counts
 -- and the academic year's running totals as at the end of that week.
-with weekly as (
+--
+-- Incremental: a changed mark moves the running totals of every later week of its
+-- academic year, so a night recomputes the whole year of each pupil whose marks it
+-- changed, and nothing else.
+with
+{% if is_incremental() %}
+touched as (
+    select distinct pupil_key, academic_year
+    from {{ ref('fct_session_marks') }}
+    -- >= rather than >: a re-run of the last night is recomputed too.
+    where latest_extract_date >= (select max(latest_extract_date) from {{ this }})
+),
+{% endif %}
+
+weekly as (
     select
         marks.pupil_key,
         marks.school_urn,
@@ -8,10 +31,14 @@ with weekly as (
         days.week_start_date,
         days.academic_week_number,
         days.school_week_number,
+        max(marks.latest_extract_date) as latest_extract_date,
         {{ attendance_session_sums() }}
     from {{ ref('fct_session_marks') }} as marks
     inner join {{ ref('int_school_days') }} as days
         on marks.school_urn = days.school_urn and marks.session_date = days.session_date
+    {% if is_incremental() %}
+    inner join touched on marks.pupil_key = touched.pupil_key and marks.academic_year = touched.academic_year
+    {% endif %}
     cross join {{ ref('int_reporting_date') }} as reporting
     where marks.session_date <= reporting.as_of_date
     group by marks.pupil_key, marks.school_urn, marks.academic_year, days.week_start_date,
