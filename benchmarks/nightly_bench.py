@@ -178,7 +178,8 @@ def main() -> None:
 
         # 3. One incremental night through the real DAG.
         extract_date = next_night(work / "trust", manifest)
-        aenv = airflow_env({**env, "TRUST_TASK_RETRIES": "0"})
+        # Only the pipeline's settings: airflow_env sets AIRFLOW_HOME and its database together.
+        aenv = airflow_env({key: env[key] for key in ("WAREHOUSE_URL", "TRUST_CONFIG")} | {"TRUST_TASK_RETRIES": "0"})
         subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=aenv,
                        capture_output=True, check=True)
         night_s, night_rss, _ = timed_child([str(Path(sys.executable).with_name("airflow")), "dags", "test",
