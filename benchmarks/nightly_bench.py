@@ -109,6 +109,91 @@ def airflow_breakdown(home: Path) -> dict[str, float]:
     return {task: round(seconds or 0, 1) for task, seconds in rows}
 
 
+INGEST_CODE = """
+import datetime as dt, json, sys, time
+from trust_attendance import nightly
+urns = nightly.prepare_warehouse(); stages = {'extract': 0, 'validate': 0, 'load': 0}
+d = dt.date.fromisoformat(sys.argv[1])
+for urn in urns:
+    t = time.perf_counter(); b = nightly.extract_school(urn, d); stages['extract'] += time.perf_counter() - t
+    t = time.perf_counter(); v = nightly.validate_school(b); stages['validate'] += time.perf_counter() - t
+    t = time.perf_counter(); nightly.load_school(v); stages['load'] += time.perf_counter() - t
+print('STAGES', json.dumps(stages))
+"""
+
+
+class Trust:
+    """One generated trust with its own folder, database and Airflow home, taken through the stages."""
+
+    def __init__(self, work: Path, url: str, n_schools: int, as_of: dt.date, history_years: int):
+        self.work, self.url = work, url
+        work.mkdir(parents=True, exist_ok=True)
+        work.chmod(0o755)
+        os.environ["TRUST_VAR_DIR"] = str(work)  # read by airflow_env() and by every child process
+        t = time.perf_counter()
+        self.manifest = generate_trust(work / "trust", n_schools=n_schools, seed=1, as_of=as_of,
+                                       history_years=history_years, defects=False, progress=False)
+        self.generate_s = time.perf_counter() - t
+        self.marks = sum(s["marks"] for s in self.manifest["schools"].values())
+        self.pupils = sum(s["pupils"] for s in self.manifest["schools"].values())
+        self.env = {**os.environ, "WAREHOUSE_URL": url, "TRUST_CONFIG": str(work / "trust" / "trust.yml"),
+                    "PYTHONPATH": str(ROOT / "plugins")}
+
+    def raw_copy(self) -> float:
+        """Seconds to COPY every school's marks.csv into a bare table: the baseline."""
+        with load.connect(self.url) as conn:
+            conn.execute("create table bench_copy (school_urn text, pupil_id text, session_date date, session text,"
+                         " mark text, minutes_late smallint, comment text)")
+        t = time.perf_counter()
+        with load.connect(self.url) as conn:
+            for school in self.manifest["schools"].values():
+                with conn.cursor().copy("copy bench_copy from stdin (format csv, header true)") as copy:
+                    with open(self.work / "trust" / school["extract_folder"] / "marks.csv", "rb") as f:
+                        while chunk := f.read(1 << 20):
+                            copy.write(chunk)
+        return time.perf_counter() - t
+
+    def ingest(self) -> tuple[float, float, dict]:
+        """Parse + validate + load of every school, as the DAG's tasks do it, in one process."""
+        seconds, rss, out = timed_child([sys.executable, "-c", INGEST_CODE, self.manifest["extract_date"]], self.env)
+        stages = json.loads(next(line for line in out.splitlines() if line.startswith("STAGES"))[7:])
+        return seconds, rss, stages
+
+    def rebuild(self) -> tuple[float, float]:
+        from trust_attendance.warehouse import dbt_env
+
+        dbt_cmd = [str(Path(sys.executable).with_name("dbt")), "build", "--full-refresh", "--project-dir",
+                   str(ROOT / "dbt_project"), "--profiles-dir", str(ROOT / "dbt_project"),
+                   "--target-path", str(self.work / "dbt" / "target"), "--log-path", str(self.work / "dbt" / "logs")]
+        seconds, rss, _ = timed_child(dbt_cmd, {**self.env, **dbt_env(self.url)})
+        return seconds, rss
+
+    def night(self) -> tuple[dt.date, float, float, dict]:
+        """The next night's exports, run end to end through the real DAG."""
+        os.environ["TRUST_VAR_DIR"] = str(self.work)
+        extract_date = next_night(self.work / "trust", self.manifest)
+        # Only the pipeline's settings: airflow_env sets AIRFLOW_HOME and its database together.
+        aenv = airflow_env({key: self.env[key] for key in ("WAREHOUSE_URL", "TRUST_CONFIG")}
+                           | {"TRUST_TASK_RETRIES": "0"})
+        subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=aenv,
+                       capture_output=True, check=True)
+        seconds, rss, _ = timed_child([str(Path(sys.executable).with_name("airflow")), "dags", "test",
+                                       "nightly_attendance", extract_date.isoformat()], aenv)
+        return extract_date, seconds, rss, airflow_breakdown(Path(aenv["AIRFLOW_HOME"]))
+
+
+def tenth_of_history_as_of(as_of: dt.date, days_of_history: int) -> dt.date:
+    """The date in as_of's academic year by which a school has a tenth of the main trust's school days."""
+    days = school_days(academic_year_start(as_of))
+    return days[max(0, min(len(days), days_of_history // 10) - 1)]
+
+
+def new_database(server_url: str, name: str) -> str:
+    with load.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", choices=PRESETS, default="medium")
@@ -117,80 +202,50 @@ def main() -> None:
     args = parser.parse_args()
     n_schools = PRESETS[args.preset]
 
-    work = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / "var"))
-    work.chmod(0o755)
-    os.environ["TRUST_VAR_DIR"] = str(work)
-    server = EmbeddedPostgres(root=work / "pg", port=free_port())
-    url = server.start()
-    figures = {}
+    root = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / "var"))
+    root.chmod(0o755)
+    server = EmbeddedPostgres(root=root / "pg", port=free_port())
+    server_url = server.start()
     try:
-        t = time.perf_counter()
-        manifest = generate_trust(work / "trust", n_schools=n_schools, seed=1, as_of=args.as_of, history_years=2,
-                                  defects=False, progress=False)
-        rows = sum(s["marks"] for s in manifest["schools"].values())
-        pupils = sum(s["pupils"] for s in manifest["schools"].values())
-        print(f"trust: {n_schools} schools, {pupils:,} pupils, {rows:,} marks over two academic years "
-              f"(generated in {time.perf_counter() - t:.0f} s)")
+        trust = Trust(root / "full", server_url, n_schools, args.as_of, history_years=2)
+        days_of_history = len({d for d in school_days(academic_year_start(args.as_of) - 1)}) + len(
+            [d for d in school_days(academic_year_start(args.as_of)) if d <= args.as_of])
+        print(f"trust: {n_schools} schools, {trust.pupils:,} pupils, {trust.marks:,} marks over two academic years "
+              f"({days_of_history} school days; generated in {trust.generate_s:.0f} s)")
 
         # 1. Ingest throughput vs raw COPY (same rows, same server, same run).
-        with load.connect(url) as conn:
-            conn.execute("create table bench_copy (school_urn text, pupil_id text, session_date date, session text,"
-                         " mark text, minutes_late smallint, comment text)")
-        t = time.perf_counter()
-        with load.connect(url) as conn:
-            for school in manifest["schools"].values():
-                with conn.cursor().copy("copy bench_copy from stdin (format csv, header true)") as copy:
-                    with open(work / "trust" / school["extract_folder"] / "marks.csv", "rb") as f:
-                        while chunk := f.read(1 << 20):
-                            copy.write(chunk)
-        copy_s = time.perf_counter() - t
-        env = {**os.environ, "WAREHOUSE_URL": url, "TRUST_CONFIG": str(work / "trust" / "trust.yml"),
-               "PYTHONPATH": str(ROOT / "plugins")}
-        ingest_code = (
-            "import datetime as dt, json, sys, time\n"
-            "from trust_attendance import nightly\n"
-            "urns = nightly.prepare_warehouse(); stages = {'extract': 0, 'validate': 0, 'load': 0}\n"
-            f"d = dt.date.fromisoformat('{manifest['extract_date']}')\n"
-            "for urn in urns:\n"
-            "    t = time.perf_counter(); b = nightly.extract_school(urn, d); stages['extract'] += time.perf_counter() - t\n"
-            "    t = time.perf_counter(); v = nightly.validate_school(b); stages['validate'] += time.perf_counter() - t\n"
-            "    t = time.perf_counter(); nightly.load_school(v); stages['load'] += time.perf_counter() - t\n"
-            "print('STAGES', json.dumps(stages))\n")
-        ingest_s, ingest_rss, out = timed_child([sys.executable, "-c", ingest_code], env)
-        stages = json.loads(next(line for line in out.splitlines() if line.startswith("STAGES"))[7:])
-        figures["ingest"] = (copy_s, ingest_s)
+        copy_s = trust.raw_copy()
+        ingest_s, ingest_rss, stages = trust.ingest()
+        rows = trust.marks
         print(f"\n1. ingest: raw COPY {copy_s:.1f} s ({rows / copy_s:,.0f} rows/s); parse + validate + load "
               f"{ingest_s:.1f} s ({rows / ingest_s:,.0f} rows/s) -> ratio {copy_s / ingest_s:.3f} (target >= 0.5)")
         print("   stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items())
               + f" (Python/GX start-up is the rest: {ingest_s - sum(stages.values()):.1f} s)")
 
         # 2. Full rebuild from raw.
-        dbt_cmd = [str(Path(sys.executable).with_name("dbt")), "build", "--full-refresh", "--project-dir",
-                   str(ROOT / "dbt_project"), "--profiles-dir", str(ROOT / "dbt_project"),
-                   "--target-path", str(work / "dbt" / "target"), "--log-path", str(work / "dbt" / "logs")]
-        from trust_attendance.warehouse import dbt_env
-
-        rebuild_s, rebuild_rss, _ = timed_child(dbt_cmd, {**env, **dbt_env(url)})
-        elapsed, sql = dbt_breakdown(work)
+        rebuild_s, rebuild_rss = trust.rebuild()
+        elapsed, sql = dbt_breakdown(trust.work)
         print(f"\n2. full rebuild (dbt build --full-refresh): {rebuild_s:.1f} s (target <= 600 s); "
               f"dbt's own run {elapsed:.1f} s (SQL summed over its threads {sql:.1f} s), "
               f"dbt start-up/parse {rebuild_s - elapsed:.1f} s")
 
-        # 3. One incremental night through the real DAG.
-        extract_date = next_night(work / "trust", manifest)
-        # Only the pipeline's settings: airflow_env sets AIRFLOW_HOME and its database together.
-        aenv = airflow_env({key: env[key] for key in ("WAREHOUSE_URL", "TRUST_CONFIG")} | {"TRUST_TASK_RETRIES": "0"})
-        subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=aenv,
-                       capture_output=True, check=True)
-        night_s, night_rss, _ = timed_child([str(Path(sys.executable).with_name("airflow")), "dags", "test",
-                                             "nightly_attendance", extract_date.isoformat()], aenv)
-        tasks = airflow_breakdown(Path(aenv["AIRFLOW_HOME"]))
-        elapsed, sql = dbt_breakdown(work)
+        # 3. One incremental night through the real DAG, and the same night on a tenth of the history.
+        extract_date, night_s, night_rss, tasks = trust.night()
+        elapsed, sql = dbt_breakdown(trust.work)
         print(f"\n3. incremental night ({extract_date}: a new day per school + 1 % of ten days amended), "
               f"airflow dags test end to end: {night_s:.1f} s (target <= 120 s)")
         print("   task seconds: " + ", ".join(f"{k} {v}" for k, v in sorted(tasks.items())))
         print(f"   in dbt: {elapsed:.1f} s (SQL summed over its threads: {sql:.1f} s); Airflow start-up and scheduling "
               f"{night_s - sum(tasks.values()):.1f} s")
+        small_as_of = tenth_of_history_as_of(args.as_of, days_of_history)
+        small = Trust(root / "tenth", new_database(server_url, "tenth"), n_schools, small_as_of, history_years=1)
+        small.ingest()
+        small.rebuild()
+        small_date, small_night_s, _, small_tasks = small.night()
+        print(f"   the same night on a tenth of the history (same schools, registers from September to {small_as_of}, "
+              f"{small.marks:,} marks = {small.marks / rows:.2f} of the history): {small_night_s:.1f} s "
+              f"(dbt_build {small_tasks.get('dbt_build')} s) -> full history / tenth = {night_s / small_night_s:.2f} "
+              f"(target <= 2)")
 
         print(f"\n4. peak RSS: ingest process {ingest_rss:.0f} MB, dbt rebuild {rebuild_rss:.0f} MB, "
               f"nightly DAG run {night_rss:.0f} MB (target <= 1024 MB each)")
@@ -198,7 +253,7 @@ def main() -> None:
     finally:
         server.stop()
         if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

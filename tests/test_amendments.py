@@ -46,11 +46,11 @@ def _night(url: str, extract_date: dt.date) -> None:
 
 def _incremental_models(conn) -> dict[str, list[tuple]]:
     """The incremental models' rows, as a night builds them on top of earlier nights (all but
-    latest_extract_date, which says which night's extract last changed the row)."""
+    session_marks_built_at, which says when the row was computed)."""
     rows = {}
     for table in ("intermediate.int_pupil_weeks", "marts.fct_pupil_attendance_periods"):
         result = conn.execute(sa.text(f"select * from {table} order by 1, 2, 3, 4, 5"))
-        keep = [i for i, column in enumerate(result.keys()) if column != "latest_extract_date"]
+        keep = [i for i, column in enumerate(result.keys()) if column != "session_marks_built_at"]
         rows[table] = [tuple(row[i] for i in keep) for row in result]
     return rows
 
@@ -118,6 +118,21 @@ def test_amendments_are_kept_and_the_latest_wins(trust, database_url, postgres_s
         sa.create_engine(one_go).dispose()
         with admin.connect() as conn:
             conn.execute(sa.text("drop database amendments_one_go with (force)"))
+    # The school withdraws the amendment and night 2 is re-run with its corrected export:
+    # the O comes back, in the marks and in the incremental models built on them.
+    marks = trust / "drop" / handbuilt.URN / NIGHT_2.isoformat() / "marks.csv"
+    marks.write_text(marks.read_text().replace(f"{handbuilt.URN},HB-1,2026-09-18,AM,I,", f"{handbuilt.URN},HB-1,2026-09-18,AM,O,"))
+    monkeypatch.setenv("WAREHOUSE_URL", database_url)
+    _night(database_url, NIGHT_2)
+    with engine.connect() as conn:
+        current = {(r[0], str(r[1]), r[2]): r for r in _current_marks(conn)}
+        assert current[("HB-1", "2026-09-18", "AM")].attendance_code == "O"
+        # HB-1's week of 14-18 September is / \, L \, V V, I I, O D: the only unauthorised
+        # session is the O again (it was 0 while the amendment to I stood).
+        week = conn.execute(sa.text(
+            "select w.unauthorised_absence_sessions from intermediate.int_pupil_weeks w join marts.dim_pupils p "
+            "using (pupil_key) where p.pupil_id = 'HB-1' and w.week_start_date = '2026-09-14'")).scalar()
+        assert week == 1
 
 
 def test_retention_purges_marks_older_than_three_academic_years_and_records_it(database_url):

@@ -18,8 +18,7 @@ with
 touched as (
     select distinct pupil_key, academic_year
     from {{ ref('fct_session_marks') }}
-    -- >= rather than >: a re-run of the last night is recomputed too.
-    where latest_extract_date >= (select max(latest_extract_date) from {{ this }})
+    where built_at > (select max(session_marks_built_at) from {{ this }})
 ),
 {% endif %}
 
@@ -31,7 +30,7 @@ weekly as (
         days.week_start_date,
         days.academic_week_number,
         days.school_week_number,
-        max(marks.latest_extract_date) as latest_extract_date,
+        max(marks.built_at) as session_marks_built_at,
         {{ attendance_session_sums() }}
     from {{ ref('fct_session_marks') }} as marks
     inner join {{ ref('int_school_days') }} as days

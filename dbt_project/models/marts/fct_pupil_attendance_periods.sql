@@ -21,8 +21,7 @@ touched_terms as (
     select distinct changed.pupil_key, changed.academic_year, days.term_label
     from {{ ref('fct_session_marks') }} as changed
     inner join days on changed.school_urn = days.school_urn and changed.session_date = days.session_date
-    -- >= rather than >: a re-run of the last night is recomputed too.
-    where changed.latest_extract_date >= (select max(latest_extract_date) from {{ this }})
+    where changed.built_at > (select max(session_marks_built_at) from {{ this }})
 ),
 {% endif %}
 
@@ -55,7 +54,7 @@ periods as (
         {{ period_column }} as period_label,
         min(session_date) as period_start_date,
         max(session_date) as period_end_date,
-        max(latest_extract_date) as latest_extract_date,
+        max(built_at) as session_marks_built_at,
         {{ attendance_session_sums() }}
     from marks
     group by pupil_key, school_urn, academic_year, {{ period_column }}
@@ -77,5 +76,5 @@ select
     {% endfor %}
     cast(missing_marks as {{ dbt.type_int() }}) as missing_marks,
     {{ attendance_rates() }},
-    latest_extract_date
+    session_marks_built_at
 from periods

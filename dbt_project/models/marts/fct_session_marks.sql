@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('stg_mis__load_batches') }}
 {{
     config(
         materialized='incremental',
@@ -7,7 +8,7 @@
         indexes=[
             {'columns': ['school_urn', 'session_date']},
             {'columns': ['pupil_key', 'session_date']},
-            {'columns': ['latest_extract_date']},
+            {'columns': ['built_at']},
         ],
     )
 }}
@@ -16,11 +17,58 @@
 -- Historic codes keep their historic category: J before August 2024 is an approved
 -- educational activity, J1 after it an authorised absence.
 --
--- Incremental: a night re-reads only the marks its extracts touched (the latest
--- extract date already built, to absorb a re-run of that night, and anything
--- newer), so its cost follows the night's delta, not the size of history.
+-- Incremental: a night re-reads only the marks whose versions were loaded since the
+-- last build (new nights, amendments, and a re-run's replacements), so its cost
+-- follows the night's delta, not the size of history. A re-run of a night that was
+-- already built could also have withdrawn versions; for that rare case all of the
+-- school's marks the extract could carry are re-read.
 
+{% if is_incremental() %}
+with watermark as (
+    select max(loaded_at) as loaded_at from {{ this }}
+),
+
+rerun_batches as (
+    -- Batches (re)loaded since the last build for a night this model has already seen.
+    select batches.school_urn, batches.extract_date
+    from {{ ref('stg_mis__load_batches') }} as batches
+    where batches.recorded_at > (select loaded_at from watermark)
+      and batches.extract_date <= (
+          select max(existing.latest_extract_date) from {{ this }} as existing
+          where existing.school_urn = batches.school_urn
+      )
+),
+
+touched as (
+    select school_urn, pupil_id, session_date, session_name
+    from {{ ref('stg_mis__register_marks') }}
+    where first_seen_at > (select loaded_at from watermark)
+    union
+    select marks.school_urn, marks.pupil_id, marks.session_date, marks.session_name
+    from {{ ref('stg_mis__register_marks') }} as marks
+    inner join rerun_batches
+        on marks.school_urn = rerun_batches.school_urn
+        -- An extract carries the previous academic year as well as the current one.
+        and marks.session_date >= make_date(cast({{ academic_year_start('rerun_batches.extract_date') }} as integer) - 1, 9, 1)
+),
+
+versions as (
+    -- Keyed by the raw table's own columns so the lookup can use its primary key.
+    select marks.*
+    from {{ ref('stg_mis__register_marks') }} as marks
+    inner join touched
+        on marks.school_urn = touched.school_urn
+        and marks.pupil_id = touched.pupil_id
+        and marks.session_date = touched.session_date
+        and marks.session_name = touched.session_name
+),
+{% else %}
 with versions as (
+    select * from {{ ref('stg_mis__register_marks') }}
+),
+{% endif %}
+
+candidates as (
     select
         school_urn,
         pupil_id,
@@ -29,38 +77,10 @@ with versions as (
         session_name,
         attendance_code,
         minutes_late,
-        extract_date
-    from {{ ref('stg_mis__register_marks') }}
-),
-
-{% if is_incremental() %}
-watermark as (
-    select max(latest_extract_date) as extract_date from {{ this }}
-),
-
-touched as (
-    select distinct versions.pupil_key, versions.session_date, versions.session_name
+        extract_date,
+        first_seen_at
     from versions
-    where versions.extract_date >= (select extract_date from watermark)
-    union
-    select existing.pupil_key, existing.session_date, existing.session_name
-    from {{ this }} as existing
-    where existing.latest_extract_date >= (select extract_date from watermark)
 ),
-
-candidates as (
-    select versions.*
-    from versions
-    inner join touched
-        on versions.pupil_key = touched.pupil_key
-        and versions.session_date = touched.session_date
-        and versions.session_name = touched.session_name
-),
-{% else %}
-candidates as (
-    select * from versions
-),
-{% endif %}
 
 ranked as (
     select
@@ -96,7 +116,9 @@ select
     coalesce(codes.is_late, false) as is_late,
     ranked.minutes_late,
     ranked.versions_seen > 1 as was_amended,
-    ranked.extract_date as latest_extract_date
+    ranked.extract_date as latest_extract_date,
+    ranked.first_seen_at as loaded_at,
+    cast('{{ run_started_at.isoformat() }}' as timestamptz) as built_at
 from ranked
 left join codes
     on ranked.attendance_code = codes.attendance_code
