@@ -92,6 +92,13 @@ def next_night(trust: Path, manifest: dict, seed: int = 7) -> dt.date:
     return extract_date
 
 
+def slowest_models(var: Path, n: int = 6) -> str:
+    results = json.loads((var / "dbt" / "target" / "run_results.json").read_text())
+    models = sorted((r for r in results["results"] if r["unique_id"].startswith("model.")),
+                    key=lambda r: -r["execution_time"])[:n]
+    return ", ".join(f"{r['unique_id'].rsplit('.', 1)[-1]} {r['execution_time']:.1f}" for r in models)
+
+
 def dbt_breakdown(var: Path) -> tuple[float, float]:
     """(total elapsed, seconds spent in SQL) from dbt's run_results.json."""
     results = json.loads((var / "dbt" / "target" / "run_results.json").read_text())
@@ -228,6 +235,7 @@ def main() -> None:
         print(f"\n2. full rebuild (dbt build --full-refresh): {rebuild_s:.1f} s (target <= 600 s); "
               f"dbt's own run {elapsed:.1f} s (SQL summed over its threads {sql:.1f} s), "
               f"dbt start-up/parse {rebuild_s - elapsed:.1f} s")
+        print(f"   slowest models (s): {slowest_models(trust.work)}")
 
         # 3. One incremental night through the real DAG, and the same night on a tenth of the history.
         extract_date, night_s, night_rss, tasks = trust.night()
@@ -237,6 +245,7 @@ def main() -> None:
         print("   task seconds: " + ", ".join(f"{k} {v}" for k, v in sorted(tasks.items())))
         print(f"   in dbt: {elapsed:.1f} s (SQL summed over its threads: {sql:.1f} s); Airflow start-up and scheduling "
               f"{night_s - sum(tasks.values()):.1f} s")
+        print(f"   slowest models (s): {slowest_models(trust.work)}")
         small_as_of = tenth_of_history_as_of(args.as_of, days_of_history)
         small = Trust(root / "tenth", new_database(server_url, "tenth"), n_schools, small_as_of, history_years=1)
         small.ingest()

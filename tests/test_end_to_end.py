@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 import handbuilt
+from checksums import table_checksums
 from trust_attendance.cli import airflow_env, run_nightly_dag, summary
 from trust_attendance.demo import generate_trust
 from trust_attendance.paths import var_dir
@@ -29,18 +30,8 @@ def _run(trust_dir: Path, url: str) -> None:
 
 
 def _table_checksums(conn) -> dict[str, str]:
-    """An order-independent fingerprint of every table the pipeline writes."""
-    tables = ["raw.register_marks", "raw.pupils", "raw.enrolments", "marts.fct_pupil_attendance",
-              "marts.fct_session_marks", "marts.dim_pupils"]
-    sums = {}
-    for table in tables:
-        columns = "seen_at" if table == "raw.register_marks" else None
-        select = f"select * from {table}" if not columns else (
-            "select school_urn, pupil_id, session_date, session, mark, minutes_late, comment, extract_date "
-            "from raw.register_marks")
-        sums[table] = conn.execute(sa.text(
-            f"select md5(string_agg(t::text, '|' order by t::text)) from ({select}) as t")).scalar()
-    return sums
+    return table_checksums(conn, ["raw.register_marks", "raw.pupils", "raw.enrolments", "marts.fct_pupil_attendance",
+                                  "marts.fct_session_marks", "marts.dim_pupils"])
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from checksums import table_checksums
 from trust_attendance.demo import generate_trust
 from trust_attendance.paths import DBT_PROJECT_DIR, PROJECT_ROOT, var_dir
 from trust_attendance.warehouse import dbt_env, run_dbt
@@ -21,6 +22,7 @@ from trust_attendance.warehouse import dbt_env, run_dbt
 AS_OF = dt.date(2026, 11, 20)
 RUN_DATE = AS_OF + dt.timedelta(days=1)
 CHECKSUM_TABLES = ["raw.register_marks", "raw.pupils", "raw.enrolments", "marts.fct_session_marks",
+                   "intermediate.int_pupil_weeks", "marts.fct_pupil_attendance_periods",
                    "marts.fct_pupil_attendance", "marts.fct_watch_list", "marts.rpt_absence_by_group_weekly"]
 LOAD = ("import datetime as dt\nfrom trust_attendance import nightly\n"
         "urns = nightly.prepare_warehouse()\n"
@@ -44,15 +46,8 @@ def _env(trust, url):
 
 def _checksums(url: str) -> dict[str, str]:
     engine = sa.create_engine(url)
-    sums = {}
     with engine.connect() as conn:
-        for table in CHECKSUM_TABLES:
-            columns = [c for c in sa.inspect(conn).get_columns(table.split(".")[1], schema=table.split(".")[0])
-                       if c["name"] not in ("seen_at",)]
-            select = ", ".join(c["name"] for c in columns)
-            sums[table] = conn.execute(sa.text(
-                f"select count(*) || ':' || md5(coalesce(string_agg(t::text, '|' order by t::text), '')) "
-                f"from (select {select} from {table}) t")).scalar()
+        sums = table_checksums(conn, CHECKSUM_TABLES)
     engine.dispose()
     return sums
 
