@@ -16,3 +16,13 @@
         ('looked_after', "case when is_looked_after then 'Looked after' else 'Not looked after' end"),
     ]) }}
 {%- endmacro %}
+
+{#- The characteristics every pupil-level model carries, from int_pupil_characteristics
+    (aliased as ``relation``), in one order so the models agree. -#}
+{% macro pupil_characteristic_columns(relation) -%}
+    {%- for column in ['current_form_group', 'sex', 'ethnicity_code', 'is_pupil_premium', 'is_free_school_meals',
+                       'is_free_school_meals_6', 'is_disadvantaged', 'sen_provision',
+                       'is_english_additional_language', 'is_looked_after'] %}
+    {{ relation }}.{{ column }},
+    {%- endfor %}
+{%- endmacro %}

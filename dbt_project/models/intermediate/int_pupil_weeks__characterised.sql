@@ -10,16 +10,7 @@ select
          else {{ dbt.concat(["'Year '", dbt.safe_cast('characteristics.year_group_number', api.Column.translate_type('string'))]) }}
     end as year_group_label,
     characteristics.is_statutory_school_age,
-    characteristics.current_form_group,
-    characteristics.sex,
-    characteristics.ethnicity_code,
-    characteristics.is_pupil_premium,
-    characteristics.is_free_school_meals,
-    characteristics.is_free_school_meals_6,
-    characteristics.is_disadvantaged,
-    characteristics.sen_provision,
-    characteristics.is_english_additional_language,
-    characteristics.is_looked_after,
+    {{ pupil_characteristic_columns('characteristics') }}
     {{ is_persistent_absence('weeks.year_to_date_absence_sessions', 'weeks.year_to_date_possible_sessions') }}
         as is_persistent_absence_to_date,
     {{ is_severe_absence('weeks.year_to_date_absence_sessions', 'weeks.year_to_date_possible_sessions') }}

@@ -24,16 +24,7 @@ select
     sessions.last_session_date,
     characteristics.year_group_number,
     coalesce(characteristics.is_statutory_school_age, false) as is_statutory_school_age,
-    characteristics.current_form_group,
-    characteristics.sex,
-    characteristics.ethnicity_code,
-    characteristics.is_pupil_premium,
-    characteristics.is_free_school_meals,
-    characteristics.is_free_school_meals_6,
-    characteristics.is_disadvantaged,
-    characteristics.sen_provision,
-    characteristics.is_english_additional_language,
-    characteristics.is_looked_after,
+    {{ pupil_characteristic_columns('characteristics') }}
     {% for measure in ['possible', 'present', 'approved_activity', 'attended', 'authorised_absence',
                        'unauthorised_absence', 'absence', 'late', 'late_after_register_closed', 'illness'] %}
     cast(sessions.{{ measure }}_sessions as {{ dbt.type_int() }}) as {{ measure }}_sessions,
