@@ -79,7 +79,7 @@ def main() -> None:
             batch = extract(school, extract_date, config.landing_dir)
             stages["extract"] += time.perf_counter() - t
             t = time.perf_counter()
-            report, frames = validate_batch(batch)
+            report, frames = validate_batch(batch, url)
             assert report.passed, [f.message() for f in report.critical()]
             load.write_validated(batch, frames)
             del frames

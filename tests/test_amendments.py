@@ -40,7 +40,7 @@ def _night(url: str, extract_date: dt.date) -> None:
     assert nightly.load_school(nightly.validate_school(batch)) is not None
     # Only the models and seeds the assertions read: the incremental path of fct_session_marks included.
     run_dbt(["build", "--select", "+fct_session_marks", "+fct_register_amendments", "+dim_pupils",
-             "+fct_pupil_attendance_periods", "+int_pupil_weeks",
+             "+fct_pupil_attendance_periods", "+int_pupil_weeks", "+int_school_session_codes",
              "--resource-type", "seed", "--resource-type", "model"], url=url)
 
 
@@ -48,7 +48,8 @@ def _incremental_models(conn) -> dict[str, list[tuple]]:
     """The incremental models' rows, as a night builds them on top of earlier nights (all but
     session_marks_built_at, which says when the row was computed)."""
     rows = {}
-    for table in ("intermediate.int_pupil_weeks", "marts.fct_pupil_attendance_periods"):
+    for table in ("intermediate.int_pupil_weeks", "marts.fct_pupil_attendance_periods",
+                  "intermediate.int_school_session_codes"):
         result = conn.execute(sa.text(f"select * from {table} order by 1, 2, 3, 4, 5"))
         keep = [i for i, column in enumerate(result.keys()) if column != "session_marks_built_at"]
         rows[table] = [tuple(row[i] for i in keep) for row in result]

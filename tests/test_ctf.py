@@ -69,7 +69,7 @@ def batch_with(tmp_path):
 
 def test_a_ctf_is_parsed_and_loaded(batch_with, database_url):
     batch = batch_with(GOOD_CTF)
-    report, frames = validate_batch(batch)
+    report, frames = validate_batch(batch, database_url)
     assert report.passed, [f.message() for f in report.critical()]
     years = frames["transfer_attendance.csv"]
     assert years[["upn", "source_urn", "academic_year", "sessions_possible", "sessions_attended"]].values.tolist() == [
@@ -94,8 +94,8 @@ def test_a_ctf_is_parsed_and_loaded(batch_with, database_url):
     (GOOD_CTF.replace("<UPN>X999999260011</UPN>", ""), "CTFpupilData/Pupil[1]/UPN", "missing or empty"),
     (GOOD_CTF.replace("<AttendanceMarks>/\\IO", "<AttendanceMarks>/\\IH"), None, "transferred marks use codes valid on their date"),
 ])
-def test_bad_ctfs_are_critical_naming_file_and_element(batch_with, content, element, problem):
-    report, _ = validate_batch(batch_with(content))
+def test_bad_ctfs_are_critical_naming_file_and_element(batch_with, database_url, content, element, problem):
+    report, _ = validate_batch(batch_with(content), database_url)
     assert not report.passed
     [finding] = report.critical()
     assert finding.file == "ctf/CTF_100999_900999.xml"
@@ -104,7 +104,7 @@ def test_bad_ctfs_are_critical_naming_file_and_element(batch_with, content, elem
         assert finding.values == [element]
 
 
-def test_an_oversized_ctf_is_refused_before_parsing(batch_with):
-    report, _ = validate_batch(batch_with(b"<CTfile>" + b" " * (MAX_CTF_BYTES + 1) + b"</CTfile>"))
+def test_an_oversized_ctf_is_refused_before_parsing(batch_with, database_url):
+    report, _ = validate_batch(batch_with(b"<CTfile>" + b" " * (MAX_CTF_BYTES + 1) + b"</CTfile>"), database_url)
     [finding] = report.critical()
     assert "over the" in finding.rule and "byte limit" in finding.rule

@@ -48,7 +48,7 @@ def test_api_batch_is_the_same_as_the_csv_export_and_loads(api, tmp_path, databa
     pages = len([p for p in server.requests if "attendance" in p])
     assert pages == -(-len(server.sessions) // 1000)  # ceil: every page fetched once
     assert (batch.folder / "api" / "attendance" / "page-00001.json").exists()  # pages kept as received
-    report, frames = validate_batch(batch)
+    report, frames = validate_batch(batch, database_url)
     assert report.passed, [f.message() for f in report.critical()]
     load.ensure_raw_schema(database_url)
     load.write_validated(batch, frames)
@@ -89,11 +89,11 @@ def test_a_wrong_token_stops_with_a_clear_error(api, tmp_path, monkeypatch):
         extract(school, EXTRACT_DATE, tmp_path / "landing")
 
 
-def test_another_schools_records_fail_validation(api, tmp_path):
+def test_another_schools_records_fail_validation(api, tmp_path, database_url):
     server, school, _ = api
     server.faults = Faults(school_urn="999999")
     batch = extract(school, EXTRACT_DATE, tmp_path / "landing")
-    report, _ = validate_batch(batch)
+    report, _ = validate_batch(batch, database_url)
     assert not report.passed
     assert any("the file belongs to the school it was pulled for" in f.message() and "'999999'" in f.message()
                for f in report.critical())

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
+from psycopg import sql
 
-from .export_layout import DERIVED_FILES, EXPORT_FILES, MARK_COLUMNS
+from .export_layout import DERIVED_FILES, EXPORT_FILES
 from .paths import var_dir
 from .sources import LandedBatch
-from .validate import ValidationReport
+from .validate import ValidationReport, drop_staged, staged_marks_table
 
 RAW_DDL = """
 create schema if not exists raw;
@@ -166,7 +167,8 @@ def validated_dir(batch: LandedBatch) -> Path:
 
 
 def write_validated(batch: LandedBatch, frames: dict[str, pd.DataFrame]) -> Path:
-    """Write the parsed, normalised frames as CSV in the raw tables' column order, ready for COPY."""
+    """Write the parsed, normalised small files as CSV in the raw tables' column order, ready for COPY
+    (the marks wait in the validation schema)."""
     folder = validated_dir(batch)
     folder.mkdir(parents=True, exist_ok=True)
     for name, columns in VALIDATED_FILES.items():
@@ -190,12 +192,16 @@ def _copy(conn: psycopg.Connection, table: str, columns: list[str], path: Path) 
 
 
 def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadResult:
-    """Load one validated school batch in one transaction."""
+    """Load one validated school batch in one transaction, marks from where validation staged them."""
     folder = validated_dir(batch)
     params = {"urn": batch.school_urn, "d": batch.extract_date}
+    staged = staged_marks_table(batch)
     with connect(url) as conn:  # commits on success, rolls back on any error
-        _create_incoming(conn, "incoming_marks", "raw.register_marks", MARK_COLUMNS)
-        _copy(conn, "incoming_marks", MARK_COLUMNS, folder / "marks.csv")
+        in_extract = conn.execute(sql.SQL("select count(*) from {}").format(staged)).fetchone()[0]
+        if in_extract != report.staged_marks:
+            # The stage is unlogged: a server crash empties it. Validating again restages it.
+            raise RuntimeError(f"school {batch.school_urn}: {in_extract} staged marks where validation staged "
+                               f"{report.staged_marks}; re-run the batch's validate task")
         # A re-run of this night replaces what this night added.
         conn.execute("delete from raw.register_marks where school_urn = %(urn)s and extract_date = %(d)s", params)
         has_history = conn.execute(
@@ -217,15 +223,18 @@ def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadRe
                or (previous.mark, previous.minutes_late, previous.comment)
                   is distinct from (i.mark, i.minutes_late, i.comment)"""
         added = conn.execute(
-            """
+            sql.SQL("""
             insert into raw.register_marks
                 (school_urn, pupil_id, session_date, session, mark, minutes_late, comment, extract_date)
             select i.school_urn, i.pupil_id, i.session_date, i.session, i.mark, i.minutes_late, i.comment, %(d)s
-            from incoming_marks as i
-            """ + previous_version,
+            from (
+                select school_urn, pupil_id, session_day as session_date, session, mark,
+                    cast(minutes_late as smallint) as minutes_late, comment
+                from {}
+            ) as i
+            """ + previous_version).format(staged),
             params,
         ).rowcount
-        in_extract = conn.execute("select count(*) from incoming_marks").fetchone()[0]
         counts = {}
         for name, table in SNAPSHOT_TABLE_FOR_FILE.items():
             columns = VALIDATED_FILES[name]
@@ -241,6 +250,7 @@ def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadRe
             conn.execute("drop table incoming")
         _record(conn, batch, "loaded", report.to_dict() if report.findings else None,
                 in_extract, added, counts["raw.pupils"], counts["raw.enrolments"], report.data_docs)
+        drop_staged(conn, batch)
     return LoadResult(batch.school_urn, batch.extract_date.isoformat(), in_extract, added,
                       counts["raw.pupils"], counts["raw.enrolments"])
 
@@ -277,6 +287,7 @@ def quarantine(url: str, batch: LandedBatch, report: ValidationReport, quarantin
     (target / "reason.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
     with connect(url) as conn:
         _record(conn, batch, "quarantined", report.to_dict(), data_docs=report.data_docs)
+        drop_staged(conn, batch)
     return target
 
 

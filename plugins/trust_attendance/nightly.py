@@ -44,7 +44,7 @@ def extract_school(school_urn: str, extract_date: dt.date) -> dict:
 def validate_school(batch_dict: dict) -> dict:
     """Validate a landed batch; quarantine it if a critical expectation fails."""
     batch = LandedBatch.from_dict(batch_dict)
-    report, frames = validate.validate_batch(batch)
+    report, frames = validate.validate_batch(batch, warehouse_url())
     for finding in report.findings:
         (log.error if finding.severity == "critical" else log.warning)(finding.message())
     result = {"batch": batch_dict, "report": report.to_dict()}
@@ -63,7 +63,8 @@ def load_school(validated: dict) -> dict | None:
         return None
     batch = LandedBatch.from_dict(validated["batch"])
     report = ValidationReport(batch.school_urn, batch.extract_date.isoformat(),
-                              data_docs=validated["report"]["data_docs"])
+                              data_docs=validated["report"]["data_docs"],
+                              staged_marks=validated["report"]["staged_marks"])
     report.findings = [validate.Finding(**{k: v for k, v in f.items() if k != "message"})
                        for f in validated["report"]["findings"]]
     result = load.load_batch(warehouse_url(), batch, report)

@@ -1,34 +1,47 @@
 """Proving a landed batch is sound before it reaches the warehouse.
 
-Two layers. Parsing turns each CSV into a typed frame and refuses files that
-cannot be read at all (wrong encoding, missing or unexpected columns, ragged
-rows). Then Great Expectations runs the suites in ``expectations/`` as real
-checkpoints, with the valid code sets read from the dbt code seed. Every
-failure names the school, file, line and rule; ``critical`` failures
-quarantine the batch, ``warning`` ones load it and go in the exception report.
+Two layers. Parsing refuses files that cannot be read at all (wrong encoding,
+missing or unexpected columns, ragged rows). Then Great Expectations runs the
+suites in ``expectations/`` as real checkpoints, with the valid code sets read
+from the dbt code seed. Every failure names the school, file, line and rule;
+``critical`` failures quarantine the batch, ``warning`` ones load it and go in
+the exception report.
+
+The marks, a year or two of every pupil's sessions, never pass through Python:
+PostgreSQL's COPY parses marks.csv into a table of the ``validation`` schema,
+GX checks that table where it lies (SQL datasource), and the load step inserts
+from it. Memory does not grow with the size of a school or trust. The small
+files (pupils, enrolments, results) are parsed and checked with pandas.
 """
 from __future__ import annotations
 
+import codecs
+import csv
 import datetime as dt
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
+import psycopg
+from psycopg import sql
 
 from .school_calendar import academic_year_start
 from .codes import CODES_2024_IN_FORCE_FROM, codes_valid_between
-from .export_layout import EXPORT_FILES, OPTIONAL_FILES
+from .export_layout import EXPORT_FILES, MARK_COLUMNS, OPTIONAL_FILES
 from .paths import EXPECTATIONS_DIR, var_dir
 from .sources import LandedBatch
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 LAYOUT = EXPORT_FILES
-SUITE_FOR_FILE = {"marks.csv": "register_marks", "pupils.csv": "pupils", "enrolments.csv": "enrolments",
+MARKS_FILE = "marks.csv"
+SUITE_FOR_FILE = {MARKS_FILE: "register_marks", "pupils.csv": "pupils", "enrolments.csv": "enrolments",
                   "attainment.csv": "attainment", "register completeness": "register_completeness"}
+STAGING_SCHEMA = "validation"
 BOOLEAN_COLUMNS = {
     "pupils.csv": ("pupil_premium", "fsm", "fsm6", "eal", "looked_after", "previously_looked_after",
                    "child_in_need", "child_protection_plan"),
@@ -68,6 +81,7 @@ class ValidationReport:
     extract_date: str
     findings: list[Finding] = field(default_factory=list)
     data_docs: str | None = None
+    staged_marks: int | None = None  # rows of marks.csv staged for the load step
 
     @property
     def passed(self) -> bool:
@@ -81,7 +95,7 @@ class ValidationReport:
 
     def to_dict(self) -> dict:
         return {"school_urn": self.school_urn, "extract_date": self.extract_date, "passed": self.passed,
-                "data_docs": self.data_docs, "findings": [asdict(f) | {"message": f.message()} for f in self.findings]}
+                "data_docs": self.data_docs, "staged_marks": self.staged_marks, "findings": [asdict(f) | {"message": f.message()} for f in self.findings]}
 
 
 class ParseError(ValueError):
@@ -90,19 +104,43 @@ class ParseError(ValueError):
         self.finding = finding
 
 
-def read_export(path: Path, school_urn: str) -> pd.DataFrame:
-    """Read one export CSV as strings; UTF-8 (with or without BOM) or Windows-1252; any line endings."""
-    name = path.name
-    expected = LAYOUT[name]
-
+def _parse_failure(school_urn: str, name: str):
     def fail(rule: str, lines: list[int] | None = None, values: list[str] | None = None) -> ParseError:
         return ParseError(Finding("critical", school_urn, name, rule, "parse", lines or [], values or [], len(lines or []) or 1))
+    return fail
 
-    raw = path.read_bytes()
-    if not raw.strip():
+
+def _check_header(header: list[str], name: str, fail) -> None:
+    expected = LAYOUT[name]
+    if header and len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
+        raise fail("the file is not comma-separated (wrong delimiter)", [1], [header[0][:80]])
+    missing = [c for c in expected if c not in header]
+    extra = [c for c in header if c not in expected]
+    if missing or extra:
+        parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected column(s) {', '.join(extra)}"] if extra else [])
+        raise fail("header does not match the export layout: " + "; ".join(parts), [1])
+
+
+def _check_not_utf16(head: bytes, fail) -> None:
+    if not head.strip():
         raise fail("the file is empty")
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw[:4096]:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:4096]:
         raise fail("the file is not text in UTF-8 or Windows-1252 (looks like UTF-16); re-export as CSV UTF-8")
+
+
+def _check_last_row_complete(last_line: str, line_number: int, name: str, fail) -> None:
+    # A last line with no newline is how a truncated transfer looks: check its field count.
+    if last_line.count(",") < len(LAYOUT[name]) - 1 or last_line.count('"') % 2:
+        raise fail("the file ends mid-row (truncated transfer)", [line_number])
+
+
+def read_export(path: Path, school_urn: str) -> pd.DataFrame:
+    """Read one of the small export CSVs as strings; UTF-8 (with or without BOM) or Windows-1252; any line endings."""
+    name = path.name
+    fail = _parse_failure(school_urn, name)
+    raw = path.read_bytes()
+    _check_not_utf16(raw, fail)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -116,25 +154,14 @@ def read_export(path: Path, school_urn: str) -> pd.DataFrame:
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
                             skipinitialspace=False, engine="c")
     except pd.errors.ParserError as exc:
-        line = _line_from_parser_error(str(exc))
+        line = _line_number(str(exc))
         raise fail(f"the file is not well-formed CSV ({exc})".strip(), [line] if line else []) from None
-    header = [c.strip() for c in frame.columns]
-    frame.columns = header
-    if header and len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
-        raise fail("the file is not comma-separated (wrong delimiter)", [1], [header[0][:80]])
-    missing = [c for c in expected if c not in header]
-    extra = [c for c in header if c not in expected]
-    if missing or extra:
-        parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
-            [f"unexpected column(s) {', '.join(extra)}"] if extra else [])
-        raise fail("header does not match the export layout: " + "; ".join(parts), [1])
+    frame.columns = [c.strip() for c in frame.columns]
+    _check_header(list(frame.columns), name, fail)
     if frame.empty and name not in OPTIONAL_FILES:  # an optional file may legitimately have nothing to say
         raise fail("the file has a header but no rows", [1])
     if text.rstrip("\r\n") and not text.endswith(("\n", "\r")):
-        # A last line with no newline is how a truncated transfer looks: check its field count.
-        last = text.rsplit("\n", 1)[-1]
-        if last.count(",") < len(expected) - 1 or last.count('"') % 2:
-            raise fail("the file ends mid-row (truncated transfer)", [len(frame) + 1])
+        _check_last_row_complete(text.rsplit("\n", 1)[-1], len(frame) + 1, name, fail)
     lengths = {column: frame[column].str.len() for column in frame.columns}
     long_columns = [column for column, length in lengths.items() if length.max() > MAX_FIELD_CHARS]
     if long_columns:
@@ -147,20 +174,39 @@ def read_export(path: Path, school_urn: str) -> pd.DataFrame:
     return frame
 
 
-def _line_from_parser_error(message: str) -> int | None:
-    import re
-
-    match = re.search(r"line (\d+)", message)
+def _line_number(message: str) -> int | None:
+    match = re.search(r"line (\d+)", message or "")
     return int(match.group(1)) if match else None
 
 
+def check_marks_file(path: Path, school_urn: str) -> str:
+    """The checks on marks.csv that come before PostgreSQL parses it, reading it in chunks.
+    Returns the file's encoding as PostgreSQL names it."""
+    fail = _parse_failure(school_urn, path.name)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    encoding, lines, head, tail = "UTF8", 0, b"", b""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            if not head:
+                head = chunk
+                _check_not_utf16(head, fail)
+            lines += chunk.count(b"\n")
+            tail = (tail + chunk)[-(MAX_FIELD_CHARS * 8):]
+            if encoding == "UTF8":
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    encoding = "WIN1252"
+    text_head = head.decode("utf-8" if encoding == "UTF8" else "cp1252", errors="replace").lstrip("\ufeff")
+    header = next(csv.reader([text_head.splitlines()[0]]), [])
+    _check_header([c.strip() for c in header], path.name, fail)
+    if tail.rstrip(b"\r\n") and not tail.endswith((b"\n", b"\r")):
+        _check_last_row_complete(tail.rsplit(b"\n", 1)[-1].decode("latin-1"), lines + 1, path.name, fail)
+    return encoding
+
+
 def _normalise(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    marks, pupils, enrolments = frames["marks.csv"], frames["pupils.csv"], frames["enrolments.csv"]
-    marks["session"] = marks["session"].str.upper()
-    # Typed copy of the date for range checks (unparseable dates become null; the regex check reports them).
-    marks["session_day"] = pd.to_datetime(marks["session_date"], format="%Y-%m-%d", errors="coerce").dt.date
-    marks["mark"] = marks["mark"].where(~marks["mark"].isin(MISSING_MARKS), None)
-    marks["minutes_late"] = marks["minutes_late"].where(marks["minutes_late"] != "", None)
+    pupils, enrolments = frames["pupils.csv"], frames["enrolments.csv"]
     for name, columns in BOOLEAN_COLUMNS.items():
         if name not in frames:
             continue
@@ -176,19 +222,133 @@ def _normalise(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         results["pupil_known"] = results["pupil_id"].isin(set(pupils["pupil_id"]))
     enrolments["leaving_date"] = enrolments["leaving_date"].where(enrolments["leaving_date"] != "", None)
     enrolments["pupil_known"] = enrolments["pupil_id"].isin(set(pupils["pupil_id"]))
-    marks["pupil_on_roll"] = _marks_within_enrolment(marks, enrolments)
     return frames
 
 
-def _marks_within_enrolment(marks: pd.DataFrame, enrolments: pd.DataFrame) -> pd.Series:
-    """True where the mark's date lies in [admission, leaving] of one of the pupil's enrolments."""
-    spans = enrolments[["pupil_id", "admission_date", "leaving_date"]].copy()
-    spans["leaving_date"] = spans["leaving_date"].fillna("9999-12-31")
-    keyed = marks[["pupil_id", "session_date"]].reset_index()
-    joined = keyed.merge(spans, on="pupil_id", how="left")
-    inside = (joined["admission_date"] <= joined["session_date"]) & (joined["session_date"] <= joined["leaving_date"])
-    on_roll = inside.groupby(joined["index"]).any()
-    return on_roll.reindex(marks.index, fill_value=False)
+def _staged_name(batch: LandedBatch, kind: str) -> str:
+    """The name of the batch's table in the validation schema: marks (marks.csv, checked) or completeness."""
+    urn = re.sub(r"\W", "_", batch.school_urn)
+    return f"{kind}_{urn}_{batch.extract_date:%Y%m%d}"
+
+
+def _staged(batch: LandedBatch, kind: str) -> sql.Identifier:
+    return sql.Identifier(STAGING_SCHEMA, _staged_name(batch, kind))
+
+
+def staged_marks_table(batch: LandedBatch) -> sql.Identifier:
+    return _staged(batch, "marks")
+
+
+# session_date as a date when it is a real date written YYYY-MM-DD, else null (never an error):
+# a day that overflows its month (30 February) comes back as another day of the month.
+SESSION_DAY = """
+    case when session_date ~ '^[12][0-9][0-9][0-9]-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' then
+        case when extract(day from make_date(substr(session_date, 1, 4)::int, substr(session_date, 6, 2)::int, 1)
+                                   + (substr(session_date, 9, 2)::int - 1)) = substr(session_date, 9, 2)::int
+             then make_date(substr(session_date, 1, 4)::int, substr(session_date, 6, 2)::int, substr(session_date, 9, 2)::int)
+        end
+    end"""
+COPY_FAILURES = {  # PostgreSQL's COPY error -> the rule the file broke
+    psycopg.errors.StringDataRightTruncation: f"a field is longer than {MAX_FIELD_CHARS} characters",
+    psycopg.errors.CharacterNotInRepertoire: "the file is neither UTF-8 nor Windows-1252 text",
+    psycopg.errors.UntranslatableCharacter: "the file is neither UTF-8 nor Windows-1252 text",
+}
+
+
+def stage_marks(url: str, batch: LandedBatch, encoding: str, frames: dict[str, pd.DataFrame]) -> int:
+    """COPY marks.csv into the validation schema with the columns the GX suite checks, and
+    build the register-completeness table beside it. Returns the number of marks staged."""
+    from .codes import code_table
+    from .load import connect
+
+    path = batch.file(MARKS_FILE)
+    fail = _parse_failure(batch.school_urn, MARKS_FILE)
+    marks, completeness = staged_marks_table(batch), _staged(batch, "completeness")
+    text_columns = ", ".join(f"{c} varchar({MAX_FIELD_CHARS})" for c in MARK_COLUMNS)
+    with connect(url) as conn:
+        conn.execute(f"create schema if not exists {STAGING_SCHEMA}")
+        conn.execute(sql.SQL("drop table if exists {}, {}").format(marks, completeness))
+        # line_number counts records from the header's line 1: a file's line unless a quoted field spans lines.
+        conn.execute(f"create temp table incoming_marks (line_number bigint generated always as identity (start with 2),"
+                     f" {text_columns}) on commit drop")
+        try:
+            with conn.cursor().copy(f"copy incoming_marks ({', '.join(MARK_COLUMNS)}) from stdin "
+                                    f"(format csv, header true, encoding '{encoding}')") as copy:
+                with open(path, "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        copy.write(chunk)
+        except psycopg.Error as exc:
+            line = _line_number(exc.diag.context)
+            rule = COPY_FAILURES.get(type(exc), f"the file is not well-formed CSV ({exc.diag.message_primary})")
+            raise fail(rule, [line] if line else []) from None
+        enrolments = frames["enrolments.csv"]
+        conn.execute("create temp table batch_enrolments (pupil_id text, admission_date text, leaving_date text) on commit drop")
+        with conn.cursor().copy("copy batch_enrolments from stdin") as copy:
+            for row in enrolments[["pupil_id", "admission_date", "leaving_date"]].itertuples(index=False):
+                copy.write_row(row)
+        conn.execute("create temp table batch_forms (pupil_id text, form text) on commit drop")
+        with conn.cursor().copy("copy batch_forms from stdin") as copy:
+            for row in frames["pupils.csv"].drop_duplicates("pupil_id")[["pupil_id", "form"]].itertuples(index=False):
+                copy.write_row(row)
+        # Unlogged: a stage is rebuilt from the landing copy, so it needs no crash safety (load checks its count).
+        staged = conn.execute(sql.SQL(f"""
+            create unlogged table {{}} as
+            select line_number, school_urn, pupil_id, session_date, session, mark, minutes_late, comment, session_day,
+                case when session_day >= date '{CODES_2024_IN_FORCE_FROM}' then mark end as mark_from_2024,
+                case when session_day < date '{CODES_2024_IN_FORCE_FROM}' then mark end as mark_before_2024,
+                exists (
+                    select 1 from batch_enrolments as e
+                    where e.pupil_id = trimmed.pupil_id and e.admission_date <= trimmed.session_date
+                      and trimmed.session_date <= coalesce(e.leaving_date, '9999-12-31')
+                ) as pupil_on_roll
+            from (
+                select line_number, btrim(school_urn) as school_urn, btrim(pupil_id) as pupil_id,
+                    btrim(session_date) as session_date, upper(btrim(session)) as session,
+                    nullif(nullif(btrim(mark), ''), '-') as mark, nullif(btrim(minutes_late), '') as minutes_late,
+                    nullif(comment, '') as comment
+                from incoming_marks
+            ) as trimmed
+            cross join lateral (select {SESSION_DAY} as session_day) as day
+            """).format(marks)).rowcount
+        if staged == 0:
+            raise fail("the file has a header but no rows", [1])
+        # A session is open when the school recorded a possible mark for it; every pupil
+        # on roll that day should have a mark for it.
+        possible = sorted({c.code for c in code_table() if c.counts_as_possible})
+        conn.execute(sql.SQL("""
+            create unlogged table {completeness} as
+            with open_sessions as (
+                select distinct session_date, session from {marks} where mark = any(%(possible)s)
+            )
+            select open_sessions.session_date, open_sessions.session, e.pupil_id, coalesce(forms.form, '') as form,
+                exists (
+                    select 1 from {marks} as m
+                    where m.pupil_id = e.pupil_id and m.session_date = open_sessions.session_date
+                      and m.session = open_sessions.session and m.mark is not null
+                ) as has_mark
+            from open_sessions
+            inner join batch_enrolments as e
+                on e.admission_date <= open_sessions.session_date
+                and open_sessions.session_date <= coalesce(e.leaving_date, '9999-12-31')
+            left join batch_forms as forms on forms.pupil_id = e.pupil_id
+            """).format(completeness=completeness, marks=marks), {"possible": possible})
+        conn.execute(sql.SQL("analyze {}").format(marks))
+    return staged
+
+
+def missing_marks_listed(url: str, batch: LandedBatch) -> list[str]:
+    from .load import connect
+
+    with connect(url) as conn:
+        rows = conn.execute(sql.SQL(
+            "select session_date, session, pupil_id, form from {} where not has_mark "
+            "order by session_date, session, form, pupil_id limit %s").format(_staged(batch, "completeness")),
+            (MAX_LISTED_ROWS,)).fetchall()
+    return [f"{d} {s} {p} ({form})" for d, s, p, form in rows]
+
+
+def drop_staged(conn: psycopg.Connection, batch: LandedBatch) -> None:
+    conn.execute(sql.SQL("drop table if exists {}, {}").format(staged_marks_table(batch), _staged(batch, "completeness")))
 
 
 @lru_cache(maxsize=None)
@@ -208,8 +368,17 @@ def suite_parameters(school_urn: str, extract_date: dt.date) -> dict:
     }
 
 
+DETAILS = ("BOOLEAN_ONLY", "COMPLETE")
+STAGED_SUITES = {MARKS_FILE, "register completeness"}  # checked in the warehouse; the rest in pandas
+
+
 class GxRunner:
-    """Runs the suites as GX checkpoints; one per process, reused for every batch."""
+    """Runs the suites as GX checkpoints; one per process, reused for every batch.
+
+    Each suite has two checkpoints over the same validation: a quick pass/fail, and the
+    full detail (every failing row's line) only for a suite that failed, since nearly
+    every batch passes. Data Docs are built once per batch, not after every checkpoint.
+    """
 
     def __init__(self):
         import great_expectations as gx
@@ -219,33 +388,49 @@ class GxRunner:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = {"globally": False, "metric_calculations": False}
         self.batch_results: list = []
-        source = self.context.data_sources.add_pandas("landing")
-        self.checkpoints = {}
-        for file_name, suite_name in SUITE_FOR_FILE.items():
-            asset = source.add_dataframe_asset(name=suite_name)
-            batch = asset.add_batch_definition_whole_dataframe(f"{suite_name}_batch")
-            suite = self.context.suites.add(ExpectationSuite(**load_suite_document(suite_name)))
-            definition = self.context.validation_definitions.add(
-                gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch, suite=suite)
-            )
-            # Two checkpoints over the same validation: a quick pass/fail, and the full detail
-            # (every failing row's index) only for a suite that failed. Collecting the detail
-            # costs about 40 % of GX's time, and nearly every batch passes.
-            # Data Docs are built once per batch (build_data_docs), not after every checkpoint.
-            self.checkpoints[file_name] = {
-                detail: self.context.checkpoints.add(gx.Checkpoint(
-                    name=f"{suite_name}_{detail.lower()}_checkpoint",
-                    validation_definitions=[definition],
-                    result_format={"result_format": detail, "unexpected_index_column_names": []},
-                ))
-                for detail in ("BOOLEAN_ONLY", "COMPLETE")
-            }
+        self.suites = {file_name: self.context.suites.add(ExpectationSuite(**load_suite_document(suite_name)))
+                       for file_name, suite_name in SUITE_FOR_FILE.items()}
+        self.warehouses: dict[str, object] = {}
+        landing = self.context.data_sources.add_pandas("landing")
+        self.checkpoints = {
+            file_name: self._checkpoints(
+                landing.add_dataframe_asset(name=SUITE_FOR_FILE[file_name]).add_batch_definition_whole_dataframe("whole"),
+                file_name, SUITE_FOR_FILE[file_name], index_columns=[])
+            for file_name in SUITE_FOR_FILE if file_name not in STAGED_SUITES
+        }
+
+    def _checkpoints(self, batch_definition, file_name: str, name: str, index_columns: list[str]) -> dict:
+        definition = self.context.validation_definitions.add_or_update(
+            self.gx.ValidationDefinition(name=f"{name}_validation", data=batch_definition, suite=self.suites[file_name]))
+        return {detail: self.context.checkpoints.add_or_update(self.gx.Checkpoint(
+                    name=f"{name}_{detail.lower()}_checkpoint", validation_definitions=[definition],
+                    result_format={"result_format": detail, "unexpected_index_column_names": index_columns}))
+                for detail in DETAILS}
 
     def run(self, file_name: str, frame: pd.DataFrame, parameters: dict, school_urn: str) -> list[Finding]:
-        checkpoints = self.checkpoints[file_name]
-        result = checkpoints["BOOLEAN_ONLY"].run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+        """Validate a parsed file (pandas)."""
+        return self._run(self.checkpoints[file_name], {"dataframe": frame}, file_name, parameters, school_urn)
+
+    def run_staged(self, url: str, table: str, file_name: str, parameters: dict, school_urn: str,
+                   index_columns: list[str]) -> list[Finding]:
+        """Validate a table of the validation schema where it lies (GX's PostgreSQL datasource)."""
+        if url not in self.warehouses:
+            self.warehouses[url] = self.context.data_sources.add_or_update_postgres(
+                f"warehouse_{len(self.warehouses)}",
+                connection_string=url.replace("postgresql://", "postgresql+psycopg://", 1))
+        source = self.warehouses[url]
+        if table in source.get_asset_names():  # a re-run of the same batch in this process
+            source.delete_asset(table)
+        batch_definition = source.add_table_asset(name=table, table_name=table, schema_name=STAGING_SCHEMA) \
+            .add_batch_definition_whole_table("whole")
+        return self._run(self._checkpoints(batch_definition, file_name, table, index_columns), {}, file_name,
+                         parameters, school_urn, staged=(url, table))
+
+    def _run(self, checkpoints: dict, batch_parameters: dict, file_name: str, parameters: dict,
+             school_urn: str, staged: tuple[str, str] | None = None) -> list[Finding]:
+        result = checkpoints["BOOLEAN_ONLY"].run(batch_parameters=batch_parameters, expectation_parameters=parameters)
         if not result.success:
-            result = checkpoints["COMPLETE"].run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+            result = checkpoints["COMPLETE"].run(batch_parameters=batch_parameters, expectation_parameters=parameters)
         self.batch_results += list(result.run_results)
         findings = []
         for validation in result.run_results.values():
@@ -254,8 +439,10 @@ class GxRunner:
                     continue
                 config = outcome.expectation_config
                 res = outcome.result or {}
-                indexes = res.get("unexpected_index_list") or []
-                lines = sorted(int(i) + 2 for i in indexes if isinstance(i, (int,)))  # +1 header, +1 one-based
+                lines = sorted(_line_of(i) for i in res.get("unexpected_index_list") or [] if _line_of(i))
+                if staged and config.type == "expect_compound_columns_to_be_unique":
+                    # GX on SQL lists no rows for this check (only a query, which PostgreSQL finds ambiguous).
+                    lines = _duplicate_lines(*staged, config.kwargs["column_list"])
                 values = sorted({str(v) for v in (res.get("partial_unexpected_list") or []) if not pd.isna(v)})
                 values += _exception_messages(outcome.exception_info)
                 findings.append(Finding(
@@ -282,23 +469,23 @@ class GxRunner:
         return folder / "index.html"
 
 
-def register_completeness(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per pupil on roll per open session, with whether the register has a mark for it."""
-    from .codes import code_table
+def _duplicate_lines(url: str, table: str, columns: list[str]) -> list[int]:
+    """The lines of a staged table whose values of ``columns`` another line repeats."""
+    from .load import connect
 
-    marks, enrolments, pupils = frames["marks.csv"], frames["enrolments.csv"], frames["pupils.csv"]
-    possible = {c.code for c in code_table() if c.counts_as_possible}
-    open_sessions = marks.loc[marks["mark"].isin(possible), ["session_date", "session"]].drop_duplicates()
-    spans = enrolments[["pupil_id", "admission_date", "leaving_date"]].fillna({"leaving_date": "9999-12-31"})
-    expected = open_sessions.merge(spans, how="cross")
-    expected = expected[(expected["admission_date"] <= expected["session_date"])
-                        & (expected["session_date"] <= expected["leaving_date"])]
-    recorded = marks.loc[marks["mark"].notna(), ["pupil_id", "session_date", "session"]].assign(has_mark=True)
-    result = expected.merge(recorded.drop_duplicates(), on=["pupil_id", "session_date", "session"], how="left")
-    result["has_mark"] = result["has_mark"].fillna(False).astype(bool)
-    forms = pupils.drop_duplicates("pupil_id").set_index("pupil_id")["form"]
-    result["form"] = result["pupil_id"].map(forms).fillna("")
-    return result.sort_values(["session_date", "session", "form", "pupil_id"]).reset_index(drop=True)
+    with connect(url) as conn:
+        return [row[0] for row in conn.execute(sql.SQL(
+            "select line_number from (select line_number, count(*) over (partition by {}) as copies from {}) as counted"
+            " where copies > 1 order by 1 limit {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(STAGING_SCHEMA, table),
+                sql.Literal(MAX_LISTED_ROWS)))]
+
+
+def _line_of(index) -> int | None:
+    """A failing row's line in its file: the staged line_number, or a pandas index (+1 header, +1 one-based)."""
+    if isinstance(index, dict):
+        return int(index["line_number"]) if index.get("line_number") is not None else None
+    return int(index) + 2 if isinstance(index, int) else None
 
 
 def _transfer_files(batch: LandedBatch, frames: dict[str, pd.DataFrame]) -> list[Finding]:
@@ -346,30 +533,31 @@ def data_docs_dir(extract_date: dt.date, school_urn: str) -> Path:
     return var_dir() / "data_docs" / extract_date.isoformat() / school_urn
 
 
-def validate_batch(batch: LandedBatch) -> tuple[ValidationReport, dict[str, pd.DataFrame]]:
-    """Parse and validate one landed batch. Returns the report and the parsed frames."""
+def validate_batch(batch: LandedBatch, url: str) -> tuple[ValidationReport, dict[str, pd.DataFrame]]:
+    """Parse and validate one landed batch, staging its marks in the warehouse at ``url``.
+    Returns the report and the parsed small files (the marks stay in the validation schema)."""
     report = ValidationReport(batch.school_urn, batch.extract_date.isoformat())
     try:
         frames = {name: read_export(batch.file(name), batch.school_urn) for name in LAYOUT
-                  if name not in OPTIONAL_FILES or batch.file(name).exists()}
+                  if name != MARKS_FILE and (name not in OPTIONAL_FILES or batch.file(name).exists())}
+        encoding = check_marks_file(batch.file(MARKS_FILE), batch.school_urn)
+        frames = _normalise(frames)
+        report.staged_marks = stage_marks(url, batch, encoding, frames)
     except ParseError as exc:
         report.findings.append(exc.finding)
         return report, {}
-    frames = _normalise(frames)
     report.findings += _transfer_files(batch, frames)
-    completeness = register_completeness(frames)
-    docs = data_docs_dir(batch.extract_date, batch.school_urn)
     runner = _runner()
     runner.start_batch()
     parameters = suite_parameters(batch.school_urn, batch.extract_date)
     for file_name, frame in frames.items():
         if file_name in SUITE_FOR_FILE:
             report.findings += runner.run(file_name, frame, parameters, batch.school_urn)
-    for finding in runner.run("register completeness", completeness, parameters, batch.school_urn):
-        missing = completeness[~completeness["has_mark"]]
-        finding.values = [f"{r.session_date} {r.session} {r.pupil_id} ({r.form})"
-                          for r in missing.head(MAX_LISTED_ROWS).itertuples()]
-        finding.lines = []
+    report.findings += runner.run_staged(url, _staged_name(batch, "marks"), MARKS_FILE, parameters, batch.school_urn,
+                                         index_columns=["line_number"])
+    for finding in runner.run_staged(url, _staged_name(batch, "completeness"), "register completeness", parameters,
+                                     batch.school_urn, index_columns=[]):
+        finding.values, finding.lines = missing_marks_listed(url, batch), []
         report.findings.append(finding)
-    report.data_docs = str(runner.build_data_docs(docs))
+    report.data_docs = str(runner.build_data_docs(data_docs_dir(batch.extract_date, batch.school_urn)))
     return report, frames

@@ -280,6 +280,8 @@ create schema if not exists intermediate;
 create schema if not exists marts;
 create schema if not exists reference;
 create schema if not exists security;
+-- Each school batch's marks, staged by the validate step for GX and the load step.
+create schema if not exists validation;
 create table if not exists security.school_readers (
     role_name  text not null,
     school_urn text not null,
@@ -293,7 +295,7 @@ create or replace function security.current_user_schools() returns setof text
     language sql stable security definer set search_path = pg_catalog as
     $$ select school_urn from security.school_readers where role_name = session_user $$;
 revoke all on function security.current_user_schools() from public;
-revoke all on schema raw, staging, intermediate, security from public;
+revoke all on schema raw, staging, intermediate, security, validation from public;
 grant usage on schema security to trust_school_reader;
 grant execute on function security.current_user_schools() to trust_school_reader;
 grant usage on schema raw to trust_loader, trust_transformer;
@@ -302,6 +304,7 @@ grant select on all tables in schema raw to trust_transformer;
 alter default privileges in schema raw grant select, insert, update, delete on tables to trust_loader;
 alter default privileges in schema raw grant select on tables to trust_transformer;
 grant create on schema raw to trust_loader;
+grant usage, create on schema validation to trust_loader;
 grant usage, create on schema staging, intermediate, marts, reference to trust_transformer;
 grant usage on schema marts to trust_bi_reader, trust_identified_reader, trust_school_reader;
 """

@@ -8,9 +8,9 @@ with days as (
         session_date,
         academic_year,
         cast({{ dbt.date_trunc('week', 'session_date') }} as date) as week_start_date
-    from {{ ref('fct_session_marks') }}
+    from {{ ref('int_school_session_codes') }}
     group by school_urn, session_date, academic_year
-    having sum(case when is_possible then 1 else 0 end) > 0
+    having sum(case when is_possible then marks else 0 end) > 0
 ),
 
 numbered as (

@@ -7,11 +7,11 @@ with reporting as (
 
 open_sessions as (
     select school_urn, session_date, session_name
-    from {{ ref('fct_session_marks') }}
+    from {{ ref('int_school_session_codes') }}
     where academic_year = (select academic_year from reporting)
       and session_date <= (select as_of_date from reporting)
     group by school_urn, session_date, session_name
-    having sum(case when is_possible then 1 else 0 end) > 0
+    having sum(case when is_possible then marks else 0 end) > 0
 ),
 
 expected as (

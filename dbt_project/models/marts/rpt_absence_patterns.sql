@@ -1,12 +1,12 @@
 -- When absence happens: by day of the week and AM/PM session, per school and for
 -- the trust, per academic year (seed 003: absence profiles by day and session).
 with marks as (
-    select marks.*, days.iso_day_of_week
-    from {{ ref('fct_session_marks') }} as marks
+    select codes.*, days.iso_day_of_week
+    from {{ ref('int_school_session_codes') }} as codes
     inner join {{ ref('int_school_days') }} as days
-        on marks.school_urn = days.school_urn and marks.session_date = days.session_date
+        on codes.school_urn = days.school_urn and codes.session_date = days.session_date
     cross join {{ ref('int_reporting_date') }} as reporting
-    where marks.session_date <= reporting.as_of_date
+    where codes.session_date <= reporting.as_of_date
 ),
 
 grouped as (
@@ -17,10 +17,10 @@ grouped as (
         academic_year,
         iso_day_of_week,
         session_name,
-        sum(case when is_possible then 1 else 0 end) as possible_sessions,
-        sum(case when is_absent then 1 else 0 end) as absence_sessions,
-        sum(case when is_unauthorised_absence then 1 else 0 end) as unauthorised_absence_sessions,
-        sum(case when is_late then 1 else 0 end) as late_sessions
+        sum(case when is_possible then marks else 0 end) as possible_sessions,
+        sum(case when is_absent then marks else 0 end) as absence_sessions,
+        sum(case when is_unauthorised_absence then marks else 0 end) as unauthorised_absence_sessions,
+        sum(case when is_late then marks else 0 end) as late_sessions
     from marks
     group by {{ "school_urn, " if scope == 'school' else "" }}academic_year, iso_day_of_week, session_name
     {% if not loop.last %}union all{% endif %}

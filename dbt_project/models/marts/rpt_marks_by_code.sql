@@ -1,10 +1,10 @@
 -- The mix of marks: how many of each code, as a share of all marks and of possible
 -- sessions, per school and for the trust, per academic year.
 with marks as (
-    select marks.*
-    from {{ ref('fct_session_marks') }} as marks
+    select codes.*
+    from {{ ref('int_school_session_codes') }} as codes
     cross join {{ ref('int_reporting_date') }} as reporting
-    where marks.session_date <= reporting.as_of_date
+    where codes.session_date <= reporting.as_of_date
 ),
 
 grouped as (
@@ -15,8 +15,8 @@ grouped as (
         academic_year,
         coalesce(attendance_code, '(missing)') as attendance_code,
         max(coalesce(attendance_category, 'missing_mark')) as attendance_category,
-        count(*) as marks,
-        sum(case when is_possible then 1 else 0 end) as possible_marks
+        sum(marks) as marks,
+        sum(case when is_possible then marks else 0 end) as possible_marks
     from marks
     group by {{ "school_urn, " if scope == 'school' else "" }}academic_year, coalesce(attendance_code, '(missing)')
     {% if not loop.last %}union all{% endif %}
