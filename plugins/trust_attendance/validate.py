@@ -187,9 +187,7 @@ def check_marks_file(path: Path, school_urn: str) -> str:
     encoding, lines, head, tail = "UTF8", 0, b"", b""
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
-            if not head:
-                head = chunk
-                _check_not_utf16(head, fail)
+            head = head or chunk
             lines += chunk.count(b"\n")
             tail = (tail + chunk)[-(MAX_FIELD_CHARS * 8):]
             if encoding == "UTF8":
@@ -197,6 +195,7 @@ def check_marks_file(path: Path, school_urn: str) -> str:
                     decoder.decode(chunk)
                 except UnicodeDecodeError:
                     encoding = "WIN1252"
+    _check_not_utf16(head, fail)
     text_head = head.decode("utf-8" if encoding == "UTF8" else "cp1252", errors="replace").lstrip("\ufeff")
     header = next(csv.reader([text_head.splitlines()[0]]), [])
     _check_header([c.strip() for c in header], path.name, fail)
@@ -288,30 +287,41 @@ def stage_marks(url: str, batch: LandedBatch, encoding: str, frames: dict[str, p
                 copy.write_row(row)
         conn.execute("create temp table batch_forms (pupil_id text, form text) on commit drop")
         with conn.cursor().copy("copy batch_forms from stdin") as copy:
-            for row in frames["pupils.csv"].drop_duplicates("pupil_id")[["pupil_id", "form"]].itertuples(index=False):
+            for row in frames["pupils.csv"][["pupil_id", "form"]].itertuples(index=False):
                 copy.write_row(row)
+        conn.execute("analyze batch_enrolments, batch_forms")  # temporary tables get no statistics otherwise
         # Unlogged: a stage is rebuilt from the landing copy, so it needs no crash safety (load checks its count).
         staged = conn.execute(sql.SQL(f"""
             create unlogged table {{}} as
-            select line_number, school_urn, pupil_id, session_date, session, mark, minutes_late, comment, session_day,
-                case when session_day >= date '{CODES_2024_IN_FORCE_FROM}' then mark end as mark_from_2024,
-                case when session_day < date '{CODES_2024_IN_FORCE_FROM}' then mark end as mark_before_2024,
-                exists (
-                    select 1 from batch_enrolments as e
-                    where e.pupil_id = trimmed.pupil_id and e.admission_date <= trimmed.session_date
-                      and trimmed.session_date <= coalesce(e.leaving_date, '9999-12-31')
-                ) as pupil_on_roll
-            from (
+            with trimmed as materialized (
                 select line_number, btrim(school_urn) as school_urn, btrim(pupil_id) as pupil_id,
                     btrim(session_date) as session_date, upper(btrim(session)) as session,
                     nullif(nullif(btrim(mark), ''), '-') as mark, nullif(btrim(minutes_late), '') as minutes_late,
                     nullif(comment, '') as comment
                 from incoming_marks
-            ) as trimmed
+            ),
+
+            on_roll as (
+                -- A join, not a per-row subquery: lines whose date is inside one of the pupil's enrolments.
+                select distinct trimmed.line_number
+                from trimmed
+                inner join batch_enrolments as e
+                    on e.pupil_id = trimmed.pupil_id and e.admission_date <= trimmed.session_date
+                    and trimmed.session_date <= coalesce(e.leaving_date, '9999-12-31')
+            )
+
+            select trimmed.line_number, school_urn, pupil_id, session_date, session, mark, minutes_late, comment,
+                session_day,
+                case when session_day >= date '{CODES_2024_IN_FORCE_FROM}' then mark end as mark_from_2024,
+                case when session_day < date '{CODES_2024_IN_FORCE_FROM}' then mark end as mark_before_2024,
+                on_roll.line_number is not null as pupil_on_roll
+            from trimmed
             cross join lateral (select {SESSION_DAY} as session_day) as day
+            left join on_roll on on_roll.line_number = trimmed.line_number
             """).format(marks)).rowcount
         if staged == 0:
             raise fail("the file has a header but no rows", [1])
+        conn.execute(sql.SQL("analyze {}").format(marks))
         # A session is open when the school recorded a possible mark for it; every pupil
         # on roll that day should have a mark for it.
         possible = sorted({c.code for c in code_table() if c.counts_as_possible})
@@ -319,20 +329,24 @@ def stage_marks(url: str, batch: LandedBatch, encoding: str, frames: dict[str, p
             create unlogged table {completeness} as
             with open_sessions as (
                 select distinct session_date, session from {marks} where mark = any(%(possible)s)
+            ),
+
+            marked as (
+                select distinct pupil_id, session_date, session from {marks} where mark is not null
             )
+
             select open_sessions.session_date, open_sessions.session, e.pupil_id, coalesce(forms.form, '') as form,
-                exists (
-                    select 1 from {marks} as m
-                    where m.pupil_id = e.pupil_id and m.session_date = open_sessions.session_date
-                      and m.session = open_sessions.session and m.mark is not null
-                ) as has_mark
+                marked.pupil_id is not null as has_mark
             from open_sessions
             inner join batch_enrolments as e
                 on e.admission_date <= open_sessions.session_date
                 and open_sessions.session_date <= coalesce(e.leaving_date, '9999-12-31')
-            left join batch_forms as forms on forms.pupil_id = e.pupil_id
+            left join marked
+                on marked.pupil_id = e.pupil_id and marked.session_date = open_sessions.session_date
+                and marked.session = open_sessions.session
+            left join (select distinct on (pupil_id) pupil_id, form from batch_forms) as forms
+                on forms.pupil_id = e.pupil_id
             """).format(completeness=completeness, marks=marks), {"possible": possible})
-        conn.execute(sql.SQL("analyze {}").format(marks))
     return staged
 
 
