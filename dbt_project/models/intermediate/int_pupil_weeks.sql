@@ -1,7 +1,7 @@
 {{
     config(
         materialized='incremental',
-        unique_key=['pupil_key', 'academic_year'],
+        unique_key=['pupil_key', 'academic_year', 'week_start_date'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[{'columns': ['pupil_key', 'academic_year']}, {'columns': ['school_urn', 'school_week_number']}],
@@ -10,15 +10,43 @@
 -- One row per enrolment per school week it had marks in: the week's session counts
 -- and the academic year's running totals as at the end of that week.
 --
--- Incremental: a changed mark moves the running totals of every later week of its
--- academic year, so a night recomputes the whole year of each pupil whose marks it
--- changed, and nothing else.
+-- Incremental: a changed mark moves the running totals of its week and of every later
+-- week of its academic year, and nothing earlier. So a night recomputes, for each
+-- pupil-year whose marks it changed, the weeks from the first changed one on, and
+-- carries the running totals forward from the stored week before it. A new day
+-- touches only its own week.
+{% set measures = ['possible_sessions', 'attended_sessions', 'absence_sessions', 'unauthorised_absence_sessions', 'late_sessions'] %}
 with
 {% if is_incremental() %}
-touched as (
-    select distinct pupil_key, academic_year
-    from {{ ref('fct_session_marks') }}
-    where built_at > (select max(session_marks_built_at) from {{ this }})
+changed as (
+    select marks.pupil_key, marks.academic_year, min(days.week_start_date) as first_changed_week
+    from {{ ref('fct_session_marks') }} as marks
+    inner join {{ ref('int_school_days') }} as days
+        on marks.school_urn = days.school_urn and marks.session_date = days.session_date
+    where marks.built_at > (select max(session_marks_built_at) from {{ this }})
+    group by marks.pupil_key, marks.academic_year
+),
+
+carried as (
+    -- Each changed pupil-year's running totals at the end of the last week before its first changed one.
+    select *
+    from (
+        select
+            stored.pupil_key,
+            stored.academic_year,
+            {% for measure in measures %}
+            stored.year_to_date_{{ measure }} as carried_{{ measure }},
+            {% endfor %}
+            row_number() over (
+                partition by stored.pupil_key, stored.academic_year order by stored.week_start_date desc
+            ) as weeks_back
+        from {{ this }} as stored
+        inner join changed
+            on stored.pupil_key = changed.pupil_key
+            and stored.academic_year = changed.academic_year
+            and stored.week_start_date < changed.first_changed_week
+    ) as before_change
+    where weeks_back = 1
 ),
 {% endif %}
 
@@ -36,7 +64,10 @@ weekly as (
     inner join {{ ref('int_school_days') }} as days
         on marks.school_urn = days.school_urn and marks.session_date = days.session_date
     {% if is_incremental() %}
-    inner join touched on marks.pupil_key = touched.pupil_key and marks.academic_year = touched.academic_year
+    inner join changed
+        on marks.pupil_key = changed.pupil_key
+        and marks.academic_year = changed.academic_year
+        and days.week_start_date >= changed.first_changed_week
     {% endif %}
     cross join {{ ref('int_reporting_date') }} as reporting
     where marks.session_date <= reporting.as_of_date
@@ -46,10 +77,14 @@ weekly as (
 
 select
     weekly.*,
-    {% for measure in ['possible_sessions', 'attended_sessions', 'absence_sessions', 'unauthorised_absence_sessions', 'late_sessions'] %}
-    sum({{ measure }}) over (
-        partition by pupil_key, academic_year order by week_start_date
+    {% for measure in measures %}
+    {% if is_incremental() %}coalesce(carried.carried_{{ measure }}, 0) + {% endif -%}
+    sum(weekly.{{ measure }}) over (
+        partition by weekly.pupil_key, weekly.academic_year order by weekly.week_start_date
         rows between unbounded preceding and current row
     ) as year_to_date_{{ measure }}{{ "," if not loop.last }}
     {% endfor %}
 from weekly
+{% if is_incremental() %}
+left join carried on weekly.pupil_key = carried.pupil_key and weekly.academic_year = carried.academic_year
+{% endif %}

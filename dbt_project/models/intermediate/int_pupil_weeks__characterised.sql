@@ -1,6 +1,7 @@
+{{ config(materialized='view') }}
 -- Each enrolment's school weeks (int_pupil_weeks) with the characteristics figures are
 -- broken down by and its PA/SA status year to date as at the end of the week: the
--- shared base of the weekly group marts.
+-- shared base of the weekly group marts. A view: each mart reads only the weeks it needs.
 select
     weeks.*,
     characteristics.phase,

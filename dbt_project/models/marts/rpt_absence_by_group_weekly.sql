@@ -4,50 +4,16 @@
 -- population: whole_school, or statutory_school_age (Years 1-11, as national statistics).
 -- The enrolments of a week are those with marks that week; their PA/SA status is
 -- year to date as at the end of that week (DfE definitions, unrounded rates).
-with pupil_weeks as (
-    select * from {{ ref('int_pupil_weeks__characterised') }}
-),
-
-grouped as (
-    {% for dimension, label in pupil_breakdowns() %}
-    {% for scope in ['trust', 'school'] %}
-    {% for population in ['whole_school', 'statutory_school_age'] %}
-    select
-        '{{ scope }}' as scope,
-        {{ "school_urn" if scope == 'school' else "cast(null as " ~ dbt.type_string() ~ ")" }} as school_urn,
-        academic_year,
-        academic_week_number,
-        min(week_start_date) as week_start_date,
-        '{{ population }}' as population,
-        '{{ dimension }}' as dimension,
-        {{ label }} as dimension_value,
-        count(*) as enrolments,
-        sum(case when is_persistent_absence_to_date then 1 else 0 end) as persistent_absence_enrolments,
-        sum(case when is_severe_absence_to_date then 1 else 0 end) as severe_absence_enrolments,
-        sum(possible_sessions) as week_possible_sessions,
-        sum(attended_sessions) as week_attended_sessions,
-        sum(year_to_date_possible_sessions) as year_to_date_possible_sessions,
-        sum(year_to_date_attended_sessions) as year_to_date_attended_sessions
-    from pupil_weeks
-    {% if population == 'statutory_school_age' %}where is_statutory_school_age{% endif %}
-    group by {{ "school_urn, " if scope == 'school' else "" }}academic_year, academic_week_number
-        {%- if not label.startswith("'") %}, {{ label }}{% endif %}
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
-),
-
-measured as (
+-- The counts are int_absence_by_group_weekly's (incremental); this adds the rates
+-- and sets each week beside the same week of the year before.
+with measured as (
     select
         grouped.*,
         {{ safe_ratio('persistent_absence_enrolments', 'enrolments') }} as persistent_absence_rate,
         {{ safe_ratio('severe_absence_enrolments', 'enrolments') }} as severe_absence_rate,
         {{ safe_ratio('week_attended_sessions', 'week_possible_sessions') }} as week_attendance_rate,
         {{ safe_ratio('year_to_date_attended_sessions', 'year_to_date_possible_sessions') }} as year_to_date_attendance_rate
-    from grouped
+    from {{ ref('int_absence_by_group_weekly') }} as grouped
 )
 
 select
