@@ -382,16 +382,16 @@ def suite_parameters(school_urn: str, extract_date: dt.date) -> dict:
     }
 
 
-DETAILS = ("BOOLEAN_ONLY", "COMPLETE")
 STAGED_SUITES = {MARKS_FILE, "register completeness"}  # checked in the warehouse; the rest in pandas
 
 
 class GxRunner:
     """Runs the suites as GX checkpoints; one per process, reused for every batch.
 
-    Each suite has two checkpoints over the same validation: a quick pass/fail, and the
-    full detail (every failing row's line) only for a suite that failed, since nearly
-    every batch passes. Data Docs are built once per batch, not after every checkpoint.
+    Each suite runs once with GX's SUMMARY result: counts, and the first failing values and
+    lines, which is all a finding lists. (A pass/fail run first and a full one for failures
+    costs more: missing marks are warnings, so most real batches "fail" a suite.) Data Docs
+    are built once per batch, not after every checkpoint.
     """
 
     def __init__(self):
@@ -407,19 +407,19 @@ class GxRunner:
         self.warehouses: dict[str, object] = {}
         landing = self.context.data_sources.add_pandas("landing")
         self.checkpoints = {
-            file_name: self._checkpoints(
+            file_name: self._checkpoint(
                 landing.add_dataframe_asset(name=SUITE_FOR_FILE[file_name]).add_batch_definition_whole_dataframe("whole"),
                 file_name, SUITE_FOR_FILE[file_name], index_columns=[])
             for file_name in SUITE_FOR_FILE if file_name not in STAGED_SUITES
         }
 
-    def _checkpoints(self, batch_definition, file_name: str, name: str, index_columns: list[str]) -> dict:
+    def _checkpoint(self, batch_definition, file_name: str, name: str, index_columns: list[str]):
         definition = self.context.validation_definitions.add_or_update(
             self.gx.ValidationDefinition(name=f"{name}_validation", data=batch_definition, suite=self.suites[file_name]))
-        return {detail: self.context.checkpoints.add_or_update(self.gx.Checkpoint(
-                    name=f"{name}_{detail.lower()}_checkpoint", validation_definitions=[definition],
-                    result_format={"result_format": detail, "unexpected_index_column_names": index_columns}))
-                for detail in DETAILS}
+        return self.context.checkpoints.add_or_update(self.gx.Checkpoint(
+            name=f"{name}_checkpoint", validation_definitions=[definition],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_LISTED_ROWS,
+                           "unexpected_index_column_names": index_columns}))
 
     def run(self, file_name: str, frame: pd.DataFrame, parameters: dict, school_urn: str) -> list[Finding]:
         """Validate a parsed file (pandas)."""
@@ -437,14 +437,12 @@ class GxRunner:
             source.delete_asset(table)
         batch_definition = source.add_table_asset(name=table, table_name=table, schema_name=STAGING_SCHEMA) \
             .add_batch_definition_whole_table("whole")
-        return self._run(self._checkpoints(batch_definition, file_name, table, index_columns), {}, file_name,
+        return self._run(self._checkpoint(batch_definition, file_name, table, index_columns), {}, file_name,
                          parameters, school_urn, staged=(url, table))
 
-    def _run(self, checkpoints: dict, batch_parameters: dict, file_name: str, parameters: dict,
+    def _run(self, checkpoint, batch_parameters: dict, file_name: str, parameters: dict,
              school_urn: str, staged: tuple[str, str] | None = None) -> list[Finding]:
-        result = checkpoints["BOOLEAN_ONLY"].run(batch_parameters=batch_parameters, expectation_parameters=parameters)
-        if not result.success:
-            result = checkpoints["COMPLETE"].run(batch_parameters=batch_parameters, expectation_parameters=parameters)
+        result = checkpoint.run(batch_parameters=batch_parameters, expectation_parameters=parameters)
         self.batch_results += list(result.run_results)
         findings = []
         for validation in result.run_results.values():
@@ -453,7 +451,7 @@ class GxRunner:
                     continue
                 config = outcome.expectation_config
                 res = outcome.result or {}
-                lines = sorted(_line_of(i) for i in res.get("unexpected_index_list") or [] if _line_of(i))
+                lines = sorted(_line_of(i) for i in res.get("partial_unexpected_index_list") or [] if _line_of(i))
                 if staged and config.type == "expect_compound_columns_to_be_unique":
                     # GX on SQL lists no rows for this check (only a query, which PostgreSQL finds ambiguous).
                     lines = _duplicate_lines(*staged, config.kwargs["column_list"])
