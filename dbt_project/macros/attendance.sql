@@ -80,3 +80,9 @@
 {% macro term_name(half_term_number) -%}
     case when {{ half_term_number }} <= 2 then 'Autumn' when {{ half_term_number }} <= 4 then 'Spring' else 'Summer' end
 {%- endmacro %}
+
+{#- Post-hook: fresh statistics on a table just built, so the models built next in the same
+    run are planned on its real size (autovacuum's analyze may not have run yet). -#}
+{% macro analyze_if_table() -%}
+    {%- if config.get('materialized') in ('table', 'incremental') -%} analyze {{ this }} {%- else -%} select 1 {%- endif -%}
+{%- endmacro %}
