@@ -276,7 +276,7 @@ def stage_marks(url: str, batch: LandedBatch, encoding: str, frames: dict[str, p
                 with open(path, "rb") as f:
                     while chunk := f.read(1 << 20):
                         copy.write(chunk)
-        except psycopg.Error as exc:
+        except psycopg.errors.DataError as exc:  # the file's fault; a lost connection is not, and propagates
             line = _line_number(exc.diag.context)
             rule = COPY_FAILURES.get(type(exc), f"the file is not well-formed CSV ({exc.diag.message_primary})")
             raise fail(rule, [line] if line else []) from None
