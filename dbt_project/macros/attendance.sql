@@ -26,6 +26,7 @@
     sum(case when is_late then 1 else 0 end) as late_sessions,
     sum(case when attendance_code = 'U' then 1 else 0 end) as late_after_register_closed_sessions,
     sum(case when attendance_code = 'I' then 1 else 0 end) as illness_sessions,
+    sum(case when attendance_code = 'N' then 1 else 0 end) as n_code_sessions,
     sum(case when is_missing_mark then 1 else 0 end) as missing_marks
 {%- endmacro %}
 

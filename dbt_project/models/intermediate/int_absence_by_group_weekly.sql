@@ -1,4 +1,4 @@
--- depends_on: {{ ref('fct_session_marks') }}, {{ ref('int_school_days') }}
+-- depends_on: {{ ref('int_pupil_weeks') }}
 {{
     config(
         materialized='incremental',
@@ -19,12 +19,11 @@
 with
 {% if is_incremental() %}
 changed as (
-    select marks.academic_year, min(days.academic_week_number) as first_changed_week
-    from {{ ref('fct_session_marks') }} as marks
-    inner join {{ ref('int_school_days') }} as days
-        on marks.school_urn = days.school_urn and marks.session_date = days.session_date
-    where marks.built_at > (select max(session_marks_built_at) from {{ this }})
-    group by marks.academic_year
+    -- The pupil weeks whose marks changed carry this run's build time.
+    select academic_year, min(academic_week_number) as first_changed_week
+    from {{ ref('int_pupil_weeks') }}
+    where session_marks_built_at > (select max(session_marks_built_at) from {{ this }})
+    group by academic_year
 ),
 {% endif %}
 

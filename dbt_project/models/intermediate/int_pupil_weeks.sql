@@ -8,7 +8,8 @@
     )
 }}
 -- One row per enrolment per school week it had marks in: the week's session counts
--- and the academic year's running totals as at the end of that week.
+-- and the academic year's running totals as at the end of that week. The grain the
+-- pupil-level marts sum instead of re-reading every session mark.
 --
 -- Incremental: a changed mark moves the running totals of its week and of every later
 -- week of its academic year, and nothing earlier. So a night recomputes, for each
@@ -58,6 +59,10 @@ weekly as (
         days.week_start_date,
         days.academic_week_number,
         days.school_week_number,
+        -- A week never spans two half-terms: they are separated by breaks of more than a week.
+        days.half_term_number,
+        min(marks.session_date) as first_session_date,
+        max(marks.session_date) as last_session_date,
         max(marks.built_at) as session_marks_built_at,
         {{ attendance_session_sums() }}
     from {{ ref('fct_session_marks') }} as marks
@@ -67,12 +72,14 @@ weekly as (
     inner join changed
         on marks.pupil_key = changed.pupil_key
         and marks.academic_year = changed.academic_year
+        -- the same bound on the marks themselves, so their (pupil_key, session_date) index serves it
+        and marks.session_date >= changed.first_changed_week
         and days.week_start_date >= changed.first_changed_week
     {% endif %}
     cross join {{ ref('int_reporting_date') }} as reporting
     where marks.session_date <= reporting.as_of_date
     group by marks.pupil_key, marks.school_urn, marks.academic_year, days.week_start_date,
-        days.academic_week_number, days.school_week_number
+        days.academic_week_number, days.school_week_number, days.half_term_number
 )
 
 select

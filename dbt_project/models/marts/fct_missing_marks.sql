@@ -2,7 +2,9 @@
 -- no mark, or a blank one, for a session the school was open. A session is open when
 -- the school recorded at least one possible mark for it (so not a # closure).
 with reporting as (
-    select as_of_date, {{ academic_year_start('as_of_date') }} as academic_year from {{ ref('int_reporting_date') }}
+    -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
+    select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
+    from {{ ref('int_reporting_date') }}
 ),
 
 open_sessions as (

@@ -1,7 +1,22 @@
 -- One row per enrolment (pupil x school) per academic year, up to the as-at date:
 -- session counts, rates (unrounded) and the persistent / severe absence flags.
 -- Rules: ../shared/domain/attendance-rules.md ("Measures").
-with sessions as (
+--
+-- Summed from the enrolment's school weeks (int_pupil_weeks, open days only) plus its
+-- marks on days the school was closed ('#' for everyone, or nothing possible recorded):
+-- those count no possible session but still make an enrolment "with marks" and can be
+-- missing marks. Reading weeks, not every session mark, keeps the night's cost small.
+{% set measures = ['possible', 'present', 'approved_activity', 'attended', 'authorised_absence',
+                   'unauthorised_absence', 'absence', 'late', 'late_after_register_closed', 'illness'] %}
+with closed_days as (
+    select school_urn, session_date
+    from {{ ref('int_school_session_codes') }}
+    where session_date <= (select as_of_date from {{ ref('int_reporting_date') }})
+    group by school_urn, session_date
+    having sum(case when is_possible then marks else 0 end) = 0
+),
+
+closed_day_sessions as (
     select
         marks.pupil_key,
         marks.school_urn,
@@ -10,9 +25,32 @@ with sessions as (
         max(marks.session_date) as last_session_date,
         {{ attendance_session_sums() }}
     from {{ ref('fct_session_marks') }} as marks
-    cross join {{ ref('int_reporting_date') }} as reporting
-    where marks.session_date <= reporting.as_of_date
+    inner join closed_days
+        on marks.school_urn = closed_days.school_urn and marks.session_date = closed_days.session_date
     group by marks.pupil_key, marks.school_urn, marks.academic_year
+),
+
+sessions as (
+    select
+        pupil_key,
+        school_urn,
+        academic_year,
+        min(first_session_date) as first_session_date,
+        max(last_session_date) as last_session_date,
+        {% for measure in measures %}
+        sum({{ measure }}_sessions) as {{ measure }}_sessions,
+        {% endfor %}
+        sum(missing_marks) as missing_marks
+    from (
+        select pupil_key, school_urn, academic_year, first_session_date, last_session_date,
+            {% for measure in measures %}{{ measure }}_sessions, {% endfor %}missing_marks
+        from {{ ref('int_pupil_weeks') }}
+        union all
+        select pupil_key, school_urn, academic_year, first_session_date, last_session_date,
+            {% for measure in measures %}{{ measure }}_sessions, {% endfor %}missing_marks
+        from closed_day_sessions
+    ) as weeks_and_closed_days
+    group by pupil_key, school_urn, academic_year
 )
 
 select
@@ -25,8 +63,7 @@ select
     characteristics.year_group_number,
     coalesce(characteristics.is_statutory_school_age, false) as is_statutory_school_age,
     {{ pupil_characteristic_columns('characteristics') }}
-    {% for measure in ['possible', 'present', 'approved_activity', 'attended', 'authorised_absence',
-                       'unauthorised_absence', 'absence', 'late', 'late_after_register_closed', 'illness'] %}
+    {% for measure in measures %}
     cast(sessions.{{ measure }}_sessions as {{ dbt.type_int() }}) as {{ measure }}_sessions,
     {% endfor %}
     cast(sessions.missing_marks as {{ dbt.type_int() }}) as missing_marks,

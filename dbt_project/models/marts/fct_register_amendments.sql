@@ -1,7 +1,54 @@
+-- depends_on: {{ ref('stg_mis__load_batches') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key=['school_urn', 'amended_in_extract_date'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[{'columns': ['school_urn', 'amended_in_extract_date']}],
+        pre_hook="{{ forget_amendments_of_reloaded_batches() }}",
+    )
+}}
 -- The amendment log: every change to a mark after it was first seen (an N resolved
 -- to I, a missing mark filled, ...), with the extract that carried each version.
 -- The attendance policy (seed 002) requires original and amended entries to be kept.
-with versions as (
+--
+-- Incremental: a night logs the versions its batches added, each against the version
+-- before it (read by the raw table's key). A school's batches are redone from the
+-- earliest one (re)loaded since the latest amendment logged (macros/amendments.sql);
+-- a pre-hook first forgets what they had logged, so a re-run that withdraws an
+-- amendment withdraws it here too.
+{% if is_incremental() %}
+with reloaded as (
+    {{ reloaded_amendment_batches() }}
+),
+
+added as (
+    select marks.school_urn, marks.pupil_id, marks.session_date, marks.session_name
+    from {{ ref('stg_mis__register_marks') }} as marks
+    inner join reloaded
+        on marks.school_urn = reloaded.school_urn and marks.extract_date >= reloaded.from_extract_date
+    -- the same bound as a constant, so the raw table's extract_date index serves it
+    where marks.extract_date >= (select min(from_extract_date) from reloaded)
+),
+
+marks as (
+    -- Every version of each mark those batches added a version of.
+    select marks.*
+    from {{ ref('stg_mis__register_marks') }} as marks
+    inner join (select distinct * from added) as keys
+        on marks.school_urn = keys.school_urn
+        and marks.pupil_id = keys.pupil_id
+        and marks.session_date = keys.session_date
+        and marks.session_name = keys.session_name
+),
+{% else %}
+with marks as (
+    select * from {{ ref('stg_mis__register_marks') }}
+),
+{% endif %}
+
+versions as (
     select
         {{ pupil_key('school_urn', 'pupil_id') }} as pupil_key,
         school_urn,
@@ -16,18 +63,22 @@ with versions as (
         lag(extract_date) over (
             partition by school_urn, pupil_id, session_date, session_name order by extract_date
         ) as previous_extract_date
-    from {{ ref('stg_mis__register_marks') }}
+    from marks
 )
 
 select
-    pupil_key,
-    school_urn,
-    session_date,
-    session_name,
-    previous_attendance_code,
-    attendance_code as amended_attendance_code,
-    previous_extract_date as previous_seen_in_extract_date,
-    extract_date as amended_in_extract_date,
-    first_seen_at as amended_seen_at
+    versions.pupil_key,
+    versions.school_urn,
+    versions.session_date,
+    versions.session_name,
+    versions.previous_attendance_code,
+    versions.attendance_code as amended_attendance_code,
+    versions.previous_extract_date as previous_seen_in_extract_date,
+    versions.extract_date as amended_in_extract_date,
+    versions.first_seen_at as amended_seen_at
 from versions
-where previous_extract_date is not null
+{% if is_incremental() %}
+inner join reloaded
+    on versions.school_urn = reloaded.school_urn and versions.extract_date >= reloaded.from_extract_date
+{% endif %}
+where versions.previous_extract_date is not null

@@ -3,9 +3,14 @@
 -- Thresholds: rules doc "Thresholds that trigger action" and the charter (seed 000).
 {% set persistent_lates = var('persistent_lates_in_4_weeks', 4) %}
 {% set n_code_days = var('unresolved_n_code_school_days', 5) %}
+{#- Runs of absence and N-code ages are read from this many recent school days (more
+    for a pupil absent throughout them); it must be at least n_code_days. -#}
+{% set streak_window_days = [40, n_code_days] | max %}
 
 with reporting as (
-    select as_of_date, {{ academic_year_start('as_of_date') }} as academic_year from {{ ref('int_reporting_date') }}
+    -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
+    select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
+    from {{ ref('int_reporting_date') }}
 ),
 
 school_now as (
@@ -44,7 +49,9 @@ windows as (
         sum(case when weeks.academic_year = (select academic_year from reporting)
                  then weeks.attended_sessions else 0 end) as year_to_date_attended_sessions,
         sum(case when weeks.academic_year = (select academic_year from reporting)
-                 then weeks.absence_sessions else 0 end) as year_to_date_absence_sessions
+                 then weeks.absence_sessions else 0 end) as year_to_date_absence_sessions,
+        sum(case when weeks.academic_year = (select academic_year from reporting)
+                 then weeks.n_code_sessions else 0 end) as year_to_date_n_code_sessions
     from pupils_in_year
     inner join school_now on pupils_in_year.school_urn = school_now.school_urn
     cross join offsets
@@ -89,8 +96,16 @@ listed as (
     from criteria
 ),
 
-pupil_days as (
-    select
+recent_window as (
+    -- The last {{ streak_window_days }} school days of each school, and the date the earliest of them starts.
+    select days.school_urn, min(days.school_day_number) as first_day, min(days.session_date) as first_date
+    from {{ ref('int_school_days') }} as days
+    inner join school_now on days.school_urn = school_now.school_urn
+    where days.school_day_number > school_now.school_day_number - {{ streak_window_days }}
+    group by days.school_urn
+),
+
+{% set pupil_day_columns %}
         marks.pupil_key,
         marks.school_urn,
         days.school_day_number,
@@ -99,10 +114,39 @@ pupil_days as (
         sum(case when marks.is_absent then 1 else 0 end) as absent,
         sum(case when marks.is_authorised_absence then 1 else 0 end) as authorised,
         sum(case when marks.attendance_code = 'N' then 1 else 0 end) as n_codes
+{% endset %}
+recent_pupil_days as (
+    select {{ pupil_day_columns }}
     from {{ ref('fct_session_marks') }} as marks
     inner join {{ ref('int_school_days') }} as days
         on marks.school_urn = days.school_urn and marks.session_date = days.session_date
+    inner join recent_window on days.school_urn = recent_window.school_urn
     where marks.session_date <= (select as_of_date from reporting)
+      and marks.session_date >= (select min(first_date) from recent_window)
+      and days.school_day_number >= recent_window.first_day
+    group by marks.pupil_key, marks.school_urn, days.school_day_number, marks.academic_year
+),
+
+absent_throughout_window as (
+    -- Pupils absent on every day of the window they have marks on: their runs started
+    -- earlier, so their older days are read too (few pupils; by the pupil_key index).
+    -- Anyone else's runs, of absence and of unauthorised absence, end inside the window.
+    select pupil_key
+    from recent_pupil_days
+    group by pupil_key
+    having max(case when not (absent > 0 and attended = 0) then 1 else 0 end) = 0
+),
+
+pupil_days as (
+    select * from recent_pupil_days
+    union all
+    select {{ pupil_day_columns }}
+    from absent_throughout_window
+    inner join {{ ref('fct_session_marks') }} as marks on marks.pupil_key = absent_throughout_window.pupil_key
+    inner join {{ ref('int_school_days') }} as days
+        on marks.school_urn = days.school_urn and marks.session_date = days.session_date
+    inner join recent_window on days.school_urn = recent_window.school_urn
+    where days.school_day_number < recent_window.first_day
     group by marks.pupil_key, marks.school_urn, days.school_day_number, marks.academic_year
 ),
 
@@ -117,11 +161,9 @@ day_runs as (
                  then pupil_days.school_day_number end)
             as last_day_not_unauthorised,
         min(pupil_days.school_day_number) - 1 as day_before_first_mark,
-        sum(case when pupil_days.academic_year = (select academic_year from reporting) then pupil_days.n_codes else 0 end)
-            as n_codes_this_year,
         sum(case when pupil_days.academic_year = (select academic_year from reporting)
-                  and pupil_days.school_day_number <= school_now.school_day_number - {{ n_code_days }}
-                 then pupil_days.n_codes else 0 end) as unresolved_n_codes_older_than_{{ n_code_days }}_school_days
+                  and pupil_days.school_day_number > school_now.school_day_number - {{ n_code_days }}
+                 then pupil_days.n_codes else 0 end) as n_codes_in_last_{{ n_code_days }}_school_days
     from pupil_days
     inner join school_now on pupil_days.school_urn = school_now.school_urn
     group by pupil_days.pupil_key
@@ -176,7 +218,9 @@ select
     coalesce(streaks.consecutive_school_days_unauthorised >= 20, false) as has_20_consecutive_days_unauthorised,
     year_to_date.illness_sessions / 2.0 as illness_days_this_year,
     year_to_date.illness_sessions > 30 as has_over_15_days_illness,
-    cast(coalesce(streaks.unresolved_n_codes_older_than_{{ n_code_days }}_school_days, 0) as {{ dbt.type_int() }})
+    -- N codes this year not resolved within {{ n_code_days }} school days: all this year's less the recent ones.
+    cast(coalesce(this_week.year_to_date_n_code_sessions, 0)
+         - coalesce(streaks.n_codes_in_last_{{ n_code_days }}_school_days, 0) as {{ dbt.type_int() }})
         as unresolved_n_codes,
     case
         when year_to_date.possible_sessions = 0 then null

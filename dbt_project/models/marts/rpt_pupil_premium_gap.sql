@@ -1,10 +1,41 @@
+-- depends_on: {{ ref('int_pupil_weeks') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key=['academic_year', 'academic_week_number'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+    )
+}}
 -- The pupil premium attendance gap: PP vs non-PP attendance and persistent absence,
 -- year to date as at the end of each week, by trust, phase and school, for all pupils
 -- and each year group; with the national FSM gap and the trust's 2019 aspiration
 -- (primary 2.1, secondary 3.6 points) from the benchmarks seed.
 -- Gaps are in percentage points: positive means PP pupils attend less.
-with pupil_weeks as (
-    select *, year_group_label as year_group from {{ ref('int_pupil_weeks__characterised') }}
+--
+-- Incremental: a changed mark moves the year-to-date figures of its week and every
+-- later week of its academic year, so a night recomputes, in each academic year it
+-- changed, the weeks from the first changed one on. A full refresh restates every
+-- week with the latest pupil characteristics and benchmarks.
+with
+{% if is_incremental() %}
+changed as (
+    -- The pupil weeks whose marks changed carry this run's build time.
+    select academic_year, min(academic_week_number) as first_changed_week
+    from {{ ref('int_pupil_weeks') }}
+    where session_marks_built_at > (select max(session_marks_built_at) from {{ this }})
+    group by academic_year
+),
+{% endif %}
+
+pupil_weeks as (
+    select pupil_weeks.*, pupil_weeks.year_group_label as year_group
+    from {{ ref('int_pupil_weeks__characterised') }} as pupil_weeks
+    {% if is_incremental() %}
+    inner join changed
+        on pupil_weeks.academic_year = changed.academic_year
+        and pupil_weeks.academic_week_number >= changed.first_changed_week
+    {% endif %}
 ),
 
 grouped as (
@@ -26,7 +57,8 @@ grouped as (
         sum(case when not is_pupil_premium then year_to_date_attended_sessions else 0 end) as other_attended,
         sum(case when not is_pupil_premium then year_to_date_possible_sessions else 0 end) as other_possible,
         sum(case when is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end) as pp_persistent,
-        sum(case when not is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end) as other_persistent
+        sum(case when not is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end) as other_persistent,
+        max(session_marks_built_at) as session_marks_built_at
     from pupil_weeks
     group by {% if not scope_key.startswith("'") %}{{ scope_key }}, {% endif %}academic_year, academic_week_number
         {%- if year_group == 'each' %}, year_group{% endif %}
@@ -69,7 +101,8 @@ select
     (measured.pupil_premium_persistent_absence_rate - measured.other_persistent_absence_rate) * 100
         as persistent_absence_gap_points,
     national_gap.value as national_fsm_attendance_gap_points,
-    aspiration.value as aspiration_gap_points
+    aspiration.value as aspiration_gap_points,
+    measured.session_marks_built_at
 from measured
 left join benchmarks as national_gap
     on national_gap.benchmark_key = 'fsm_absence_gap_points' and national_gap.phase = 'all'

@@ -3,7 +3,9 @@
 -- school days. Freshness per school is in dim_schools.
 {% set n_code_days = var('unresolved_n_code_school_days', 5) %}
 with reporting as (
-    select as_of_date, {{ academic_year_start('as_of_date') }} as academic_year from {{ ref('int_reporting_date') }}
+    -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
+    select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
+    from {{ ref('int_reporting_date') }}
 ),
 
 school_now as (
