@@ -41,7 +41,9 @@ def main() -> None:
     parser.add_argument("--url", help="an existing PostgreSQL (default: a temporary embedded one)")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench-", dir=Path(__file__).resolve().parents[1] / "var"))
+    var = Path(__file__).resolve().parents[1] / "var"
+    var.mkdir(exist_ok=True)  # a fresh clone has none yet
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=var))
     work.chmod(0o755)
     os.environ["TRUST_VAR_DIR"] = str(work)
     server = None

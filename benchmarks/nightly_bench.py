@@ -222,6 +222,7 @@ def main() -> None:
     args = parser.parse_args()
     n_schools = PRESETS[args.preset]
 
+    (ROOT / "var").mkdir(exist_ok=True)  # a fresh clone has none yet
     root = Path(tempfile.mkdtemp(prefix="bench-", dir=ROOT / "var"))
     root.chmod(0o755)
     server = EmbeddedPostgres(root=root / "pg", port=free_port())
