@@ -8,7 +8,7 @@
 5. where the time goes (Airflow, GX, dbt start-up, SQL).
 
     make bench                       # 20 schools, two academic years
-    make bench BENCH_ARGS="--preset large"   # 100 schools, ~80,000 pupils (long)
+    make bench BENCH_ARGS="--preset large"   # 100 schools, about 80,000 pupils on roll (long)
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 from trust_attendance import load  # noqa: E402
 from trust_attendance.cli import airflow_env  # noqa: E402
 from trust_attendance.config import load_trust_config  # noqa: E402
-from trust_attendance.demo import PRESETS, generate_trust  # noqa: E402
+from trust_attendance.demo import PRESET_PUPILS_ON_ROLL, PRESETS, generate_trust  # noqa: E402
 from trust_attendance.school_calendar import academic_year_start, school_days  # noqa: E402
 from trust_attendance.warehouse import EmbeddedPostgres, free_port, run_dbt  # noqa: E402
 
@@ -143,17 +143,20 @@ if __name__ == '__main__':
 class Trust:
     """One generated trust with its own folder, database and Airflow home, taken through the stages."""
 
-    def __init__(self, work: Path, url: str, n_schools: int, as_of: dt.date, history_years: int):
+    def __init__(self, work: Path, url: str, n_schools: int, as_of: dt.date, history_years: int,
+                 pupils_on_roll: int | None = None):
         self.work, self.url = work, url
         work.mkdir(parents=True, exist_ok=True)
         work.chmod(0o755)
         os.environ["TRUST_VAR_DIR"] = str(work)  # read by airflow_env() and by every child process
         t = time.perf_counter()
         self.manifest = generate_trust(work / "trust", n_schools=n_schools, seed=1, as_of=as_of,
-                                       history_years=history_years, defects=False, progress=False)
+                                       history_years=history_years, defects=False, progress=False,
+                                       pupils_on_roll=pupils_on_roll)
         self.generate_s = time.perf_counter() - t
         self.marks = sum(s["marks"] for s in self.manifest["schools"].values())
         self.pupils = sum(s["pupils"] for s in self.manifest["schools"].values())
+        self.pupils_on_roll = sum(s["pupils_on_roll"] for s in self.manifest["schools"].values())
         self.env = {**os.environ, "WAREHOUSE_URL": url, "TRUST_CONFIG": str(work / "trust" / "trust.yml"),
                     "PYTHONPATH": str(ROOT / "plugins")}
 
@@ -228,10 +231,12 @@ def main() -> None:
     server = EmbeddedPostgres(root=root / "pg", port=free_port())
     server_url = server.start()
     try:
-        trust = Trust(root / "full", server_url, n_schools, args.as_of, history_years=2)
+        pupils_on_roll = PRESET_PUPILS_ON_ROLL.get(args.preset)
+        trust = Trust(root / "full", server_url, n_schools, args.as_of, history_years=2, pupils_on_roll=pupils_on_roll)
         days_of_history = len({d for d in school_days(academic_year_start(args.as_of) - 1)}) + len(
             [d for d in school_days(academic_year_start(args.as_of)) if d <= args.as_of])
-        print(f"trust: {n_schools} schools, {trust.pupils:,} pupils, {trust.marks:,} marks over two academic years "
+        print(f"trust: {n_schools} schools, {trust.pupils_on_roll:,} pupils on roll ({trust.pupils:,} with last year's "
+              f"leavers), {trust.marks:,} marks over two academic years "
               f"({days_of_history} school days; generated in {trust.generate_s:.0f} s)")
 
         # 1. Ingest throughput vs raw COPY (same rows, same server, same run).
@@ -266,7 +271,8 @@ def main() -> None:
               f"{night_s - sum(tasks.values()):.1f} s")
         print(f"   slowest models (s): {slowest_models(trust.work)}")
         small_as_of = tenth_of_history_as_of(args.as_of, days_of_history)
-        small = Trust(root / "tenth", new_database(server_url, "tenth"), n_schools, small_as_of, history_years=1)
+        small = Trust(root / "tenth", new_database(server_url, "tenth"), n_schools, small_as_of, history_years=1,
+                      pupils_on_roll=pupils_on_roll)
         small.ingest()
         small.rebuild()
         small_date, small_night_s, _, small_tasks = small.night()

@@ -124,3 +124,17 @@ def test_defects_land_on_an_open_day_when_the_last_day_was_a_closure(tmp_path):
     assert invalid["date"] < "2026-11-24"
     assert marks.iloc[invalid["line"] - 2]["mark"] == invalid["code"]  # line 1 is the header
     assert list(manifest["schools"].values())[0]["missing_marks"]["count"] > 0
+
+
+def test_a_pupil_target_scales_the_cohorts(tmp_path):
+    # The large preset asks for 80,000 pupils on roll over 100 schools; the same scaling on
+    # 6 schools (3 primary, 2 secondary, 1 special) asked for 4,800 (80,000 x 6 / 100) should
+    # land within 10 % of it (with two secondaries, whether each has a sixth form moves the total
+    # by several per cent; over 100 schools it evens out), and well above their usual size.
+    usual = generate_trust(tmp_path / "usual", n_schools=6, seed=5, as_of=dt.date(2026, 10, 2), history_years=1,
+                           defects=False, progress=False)
+    scaled = generate_trust(tmp_path / "scaled", n_schools=6, seed=5, as_of=dt.date(2026, 10, 2), history_years=1,
+                            defects=False, progress=False, pupils_on_roll=4_800)
+    on_roll = sum(s["pupils_on_roll"] for s in scaled["schools"].values())
+    assert abs(on_roll - 4_800) <= 480, on_roll
+    assert on_roll > 1.2 * sum(s["pupils_on_roll"] for s in usual["schools"].values())

@@ -14,6 +14,7 @@ import argparse
 import csv
 import datetime as dt
 import json
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from .school_calendar import academic_year_start, school_days
 from .paths import var_dir
 
 PRESETS = {"tiny": 2, "small": 4, "default": 6, "medium": 20, "large": 100}
+# Pupils on roll a preset aims at, where the schools' usual sizes would give another
+# number: the largest MATs have about 100 schools and 80,000 pupils.
+PRESET_PUPILS_ON_ROLL = {"large": 80_000}
 
 FORENAMES = (
     "Amelia Olivia Isla Ava Mia Ivy Lily Freya Zoë Aisha Maryam Siobhán Chloé Ella Grace Sophia Evie Willow "
@@ -84,25 +88,37 @@ class SchoolPlan:
     forms_per_year: int
 
 
-def plan_schools(n_schools: int, rng: np.random.Generator) -> list[SchoolPlan]:
-    plans = []
+def plan_schools(n_schools: int, rng: np.random.Generator, pupils_on_roll: int | None = None) -> list[SchoolPlan]:
+    """The trust's schools; with ``pupils_on_roll``, cohorts scaled so the trust has about that many."""
+    drawn = []
     for i in range(n_schools):
         phase = PHASE_CYCLE[i % len(PHASE_CYCLE)]
         stem = SCHOOL_STEMS[i % len(SCHOOL_STEMS)] + (f" {i // len(SCHOOL_STEMS) + 1}" if i >= len(SCHOOL_STEMS) else "")
         if phase == "primary":
-            per_year, forms, name = int(rng.integers(30, 61)), 0, f"{stem} Primary Academy"
+            per_year, name = int(rng.integers(30, 61)), f"{stem} Primary Academy"
         elif phase == "secondary":
-            per_year, forms, name = int(rng.integers(150, 221)), 0, f"{stem} Academy"
+            per_year, name = int(rng.integers(150, 221)), f"{stem} Academy"
         else:
-            per_year, forms, name = int(rng.integers(8, 13)), 1, f"{stem} School"
-        forms = forms or max(1, round(per_year / 30))
+            per_year, name = int(rng.integers(8, 13)), f"{stem} School"
+        drawn.append((phase, name, per_year))
+    scale = 1.0
+    if pupils_on_roll:
+        # Half the secondaries have a sixth form (5 or 7 year groups: 6 on average). Pupils on roll
+        # come to about 0.87 of size x year groups (measured: cohorts are drawn at 0.85-1.05 of the
+        # school's size, some pupils join and some leave during the year).
+        groups = {"primary": 7, "secondary": 6, "special": len(PHASE_YEAR_GROUPS["special"])}
+        scale = pupils_on_roll / sum(per_year * groups[phase] * 0.87 for phase, _, per_year in drawn)
+    plans = []
+    for i, (phase, name, per_year) in enumerate(drawn):
+        per_year = max(3, round(per_year * scale))
+        forms = 1 if phase == "special" else max(1, round(per_year / 30))
         plans.append(SchoolPlan(f"{900001 + i}", name, phase, f"{880 + i % 5}", per_year, forms))
     return plans
 
 
 def _form_name(phase: str, year_group: str, form_index: int) -> str:
     if phase == "secondary":
-        return f"{year_group}{'ABCDEFGH'[form_index]}"
+        return f"{year_group}{string.ascii_uppercase[form_index]}"
     if phase == "special":
         return ["Class Oak", "Class Ash", "Class Elm", "Class Yew", "Class Fir"][int(year_group) % 5]
     return f"{year_group}{'XYZ'[form_index]}"
@@ -428,6 +444,7 @@ def generate_trust(
     history_years: int = 2,
     defects: bool = True,
     progress: bool = True,
+    pupils_on_roll: int | None = None,
 ) -> dict:
     """Write a demo trust under ``out_dir``; return its manifest.
 
@@ -439,7 +456,7 @@ def generate_trust(
     extract_date = as_of + dt.timedelta(days=1)
     out_dir = Path(out_dir).resolve()
     root_rng = np.random.default_rng(seed)
-    plans = plan_schools(n_schools, root_rng)
+    plans = plan_schools(n_schools, root_rng, pupils_on_roll)
     first_year = academic_year_start(as_of) - (history_years - 1)
     school_seeds = np.random.SeedSequence(seed).spawn(n_schools)
     manifest = {"seed": seed, "as_of": as_of.isoformat(), "extract_date": extract_date.isoformat(),
@@ -476,7 +493,9 @@ def generate_trust(
         n_results = _write_csv(folder / "attainment.csv", ATTAINMENT_COLUMNS, gen.attainment())
         n_transfers = gen.write_transfer_files(folder / "ctf")
         manifest["schools"][plan.urn] = {
-            "name": plan.name, "phase": plan.phase, "pupils": n_pupils, "marks": n_marks, "attainment_results": n_results,
+            "name": plan.name, "phase": plan.phase, "pupils": n_pupils,
+            "pupils_on_roll": sum(1 for e in gen.enrolments if not e["leaving_date"] or e["leaving_date"] > as_of.isoformat()),
+            "marks": n_marks, "attainment_results": n_results,
             "transfer_files": n_transfers,
             "extract_folder": str(folder.relative_to(out_dir)), **injected,
         }
@@ -538,9 +557,11 @@ def main(argv: list[str] | None = None) -> None:
     manifest = generate_trust(
         args.out, n_schools=args.schools or PRESETS[args.preset], seed=args.seed, as_of=args.as_of,
         history_years=args.history_years, defects=not args.no_defects,
+        pupils_on_roll=None if args.schools else PRESET_PUPILS_ON_ROLL.get(args.preset),
     )
     schools = manifest["schools"].values()
-    print(f"Wrote {len(schools)} schools, {sum(s['pupils'] for s in schools):,} pupils, "
+    print(f"Wrote {len(schools)} schools, {sum(s['pupils_on_roll'] for s in schools):,} pupils on roll "
+          f"({sum(s['pupils'] for s in schools):,} with leavers), "
           f"{sum(s['marks'] for s in schools):,} marks to {args.out}")
 
 

@@ -78,6 +78,10 @@ weekly as (
     {% endif %}
     cross join {{ ref('int_reporting_date') }} as reporting
     where marks.session_date <= reporting.as_of_date
+    {% if is_incremental() %}
+      -- the earliest changed week as a constant, for the marks' session_date index
+      and marks.session_date >= (select min(first_changed_week) from changed)
+    {% endif %}
     group by marks.pupil_key, marks.school_urn, marks.academic_year, days.week_start_date,
         days.academic_week_number, days.school_week_number, days.half_term_number
 )

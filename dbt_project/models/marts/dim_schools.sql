@@ -16,8 +16,9 @@ last_loaded as (
 ),
 
 last_mark as (
+    -- From the per-session code counts: the same dates, a far smaller table than the marks.
     select school_urn, max(session_date) as last_session_date
-    from {{ ref('fct_session_marks') }}
+    from {{ ref('int_school_session_codes') }}
     group by school_urn
 )
 

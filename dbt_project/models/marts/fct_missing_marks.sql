@@ -41,5 +41,7 @@ left join {{ ref('fct_session_marks') }} as marks
     on marks.pupil_key = expected.pupil_key
     and marks.session_date = expected.session_date
     and marks.session_name = expected.session_name
+    -- only this year's marks are matched: filtered as they are read, not after the join
+    and marks.session_date >= (select make_date(academic_year, 9, 1) from reporting)
 left join {{ ref('int_pupils__current') }} as pupils on expected.pupil_key = pupils.pupil_key
 where marks.pupil_key is null or marks.is_missing_mark

@@ -11,9 +11,8 @@
 -- summed from the enrolment's school weeks (int_pupil_weeks): a week lies inside one
 -- half-term, a half-term inside one term.
 --
--- Incremental: a night recomputes only the terms holding a week whose marks it changed
--- (a term holds its half-terms and weeks, so every period row it rewrites is complete);
--- history stays as built.
+-- Incremental: a night rewrites only the weeks, half-terms and terms holding a week
+-- whose marks it changed, summing each from all of its weeks; history stays as built.
 {% set measures = ['possible', 'present', 'approved_activity', 'attended', 'authorised_absence',
                    'unauthorised_absence', 'absence', 'late', 'late_after_register_closed', 'illness'] %}
 with weeks as (
@@ -63,6 +62,10 @@ periods as (
         sum(missing_marks) as missing_marks
     from weeks_to_sum
     group by pupil_key, school_urn, academic_year, {{ period_column }}
+    {% if is_incremental() %}
+    -- rewrite only the periods holding a changed week (the rest of the term is read to sum them)
+    having max(session_marks_built_at) > (select max(session_marks_built_at) from {{ this }})
+    {% endif %}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
 )

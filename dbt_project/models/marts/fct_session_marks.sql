@@ -9,13 +9,18 @@
             {'columns': ['school_urn', 'session_date']},
             {'columns': ['pupil_key', 'session_date']},
             {'columns': ['built_at']},
+            {'columns': ['school_urn', 'latest_extract_date']},
+            {'columns': ['session_date'], 'type': 'brin'},
         ],
     )
 }}
 -- One row per pupil, school, date and session: the current version of the mark
 -- (the one carried by the latest extract) and what its code meant on that day.
 -- Historic codes keep their historic category: J before August 2024 is an approved
--- educational activity, J1 after it an authorised absence.
+-- educational activity, J1 after it an authorised absence. Rows arrive roughly in date
+-- order, so a block-range index on session_date serves the marts' "this year" and
+-- "recent days" ranges at almost no cost; (school_urn, latest_extract_date) answers
+-- "has this school's night been built already?" without a scan.
 --
 -- Incremental: a night re-reads only the marks whose versions were loaded since the
 -- last build (new nights, amendments, and a re-run's replacements), so its cost
@@ -25,7 +30,9 @@
 
 {% if is_incremental() %}
 with watermark as (
+    -- The newest version read so far is among the rows the last build wrote (built_at index).
     select max(loaded_at) as loaded_at from {{ this }}
+    where built_at = (select max(built_at) from {{ this }})
 ),
 
 rerun_batches as (
@@ -39,10 +46,20 @@ rerun_batches as (
       )
 ),
 
+loaded_batches as (
+    -- A batch's marks are stored in the transaction that records it, so they carry its time.
+    select school_urn, extract_date
+    from {{ ref('stg_mis__load_batches') }}
+    where recorded_at > (select loaded_at from watermark)
+),
+
 touched as (
-    select school_urn, pupil_id, session_date, session_name
-    from {{ ref('stg_mis__register_marks') }}
-    where first_seen_at > (select loaded_at from watermark)
+    select marks.school_urn, marks.pupil_id, marks.session_date, marks.session_name
+    from {{ ref('stg_mis__register_marks') }} as marks
+    inner join loaded_batches
+        on marks.school_urn = loaded_batches.school_urn and marks.extract_date = loaded_batches.extract_date
+    -- the same dates as a list, so the raw table's extract_date index finds the night's rows
+    where marks.extract_date in (select extract_date from loaded_batches)
     union
     select marks.school_urn, marks.pupil_id, marks.session_date, marks.session_name
     from {{ ref('stg_mis__register_marks') }} as marks

@@ -5,7 +5,7 @@
 {% set n_code_days = var('unresolved_n_code_school_days', 5) %}
 {#- Runs of absence and N-code ages are read from this many recent school days (more
     for a pupil absent throughout them); it must be at least n_code_days. -#}
-{% set streak_window_days = [40, n_code_days] | max %}
+{% set streak_window_days = [20, n_code_days] | max %}
 
 with reporting as (
     -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.

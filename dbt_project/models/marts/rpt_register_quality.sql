@@ -31,6 +31,7 @@ marks as (
         on marks.school_urn = days.school_urn and marks.session_date = days.session_date
     left join school_now on marks.school_urn = school_now.school_urn
     where marks.academic_year = (select academic_year from reporting)
+      and marks.session_date >= (select make_date(academic_year, 9, 1) from reporting)
       and marks.session_date <= (select as_of_date from reporting)
     group by marks.school_urn, marks.session_date, marks.session_name, coalesce(pupils.form_group, 'Unknown')
 ),
