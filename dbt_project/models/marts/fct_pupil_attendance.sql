@@ -6,8 +6,7 @@
 -- marks on days the school was closed ('#' for everyone, or nothing possible recorded):
 -- those count no possible session but still make an enrolment "with marks" and can be
 -- missing marks. Reading weeks, not every session mark, keeps the night's cost small.
-{% set measures = ['possible', 'present', 'approved_activity', 'attended', 'authorised_absence',
-                   'unauthorised_absence', 'absence', 'late', 'late_after_register_closed', 'illness'] %}
+{% set measures = attendance_measures() %}
 with closed_days as (
     select school_urn, session_date
     from {{ ref('int_school_session_codes') }}

@@ -13,8 +13,7 @@
 --
 -- Incremental: a night rewrites only the weeks, half-terms and terms holding a week
 -- whose marks it changed, summing each from all of its weeks; history stays as built.
-{% set measures = ['possible', 'present', 'approved_activity', 'attended', 'authorised_absence',
-                   'unauthorised_absence', 'absence', 'late', 'late_after_register_closed', 'illness'] %}
+{% set measures = attendance_measures() %}
 with weeks as (
     select
         *,

@@ -17,25 +17,9 @@
 -- later week of its academic year, so a night recomputes, in each academic year it
 -- changed, the weeks from the first changed one on. A full refresh restates every
 -- week with the latest pupil characteristics and benchmarks.
-with
-{% if is_incremental() %}
-changed as (
-    -- The pupil weeks whose marks changed carry this run's build time.
-    select academic_year, min(academic_week_number) as first_changed_week
-    from {{ ref('int_pupil_weeks') }}
-    where session_marks_built_at > (select max(session_marks_built_at) from {{ this }})
-    group by academic_year
-),
-{% endif %}
-
-pupil_weeks as (
-    select pupil_weeks.*, pupil_weeks.year_group_label as year_group
-    from {{ ref('int_pupil_weeks__characterised') }} as pupil_weeks
-    {% if is_incremental() %}
-    inner join changed
-        on pupil_weeks.academic_year = changed.academic_year
-        and pupil_weeks.academic_week_number >= changed.first_changed_week
-    {% endif %}
+with pupil_weeks as (
+    select *, year_group_label as year_group
+    from ({{ pupil_weeks_from_first_changed_week() }}) as to_compute
 ),
 
 grouped as (
