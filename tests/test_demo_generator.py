@@ -129,8 +129,8 @@ def test_defects_land_on_an_open_day_when_the_last_day_was_a_closure(tmp_path):
 def test_a_pupil_target_scales_the_cohorts(tmp_path):
     # The large preset asks for 80,000 pupils on roll over 100 schools; the same scaling on
     # 6 schools (3 primary, 2 secondary, 1 special) asked for 4,800 (80,000 x 6 / 100) should
-    # land within 10 % of it (with two secondaries, whether each has a sixth form moves the total
-    # by several per cent; over 100 schools it evens out), and well above their usual size.
+    # land within 10 % of it (the scale counts each school's year groups, sixth form or not;
+    # cohort sizes, joiners and leavers are random), and well above their usual size.
     usual = generate_trust(tmp_path / "usual", n_schools=6, seed=5, as_of=dt.date(2026, 10, 2), history_years=1,
                            defects=False, progress=False)
     scaled = generate_trust(tmp_path / "scaled", n_schools=6, seed=5, as_of=dt.date(2026, 10, 2), history_years=1,

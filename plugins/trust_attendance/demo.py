@@ -86,10 +86,13 @@ class SchoolPlan:
     la_code: str
     pupils_per_year: int
     forms_per_year: int
+    year_groups: tuple[str, ...]
 
 
-def plan_schools(n_schools: int, rng: np.random.Generator, pupils_on_roll: int | None = None) -> list[SchoolPlan]:
-    """The trust's schools; with ``pupils_on_roll``, cohorts scaled so the trust has about that many."""
+def plan_schools(n_schools: int, rng: np.random.Generator, school_rngs: list[np.random.Generator],
+                 pupils_on_roll: int | None = None) -> list[SchoolPlan]:
+    """The trust's schools; with ``pupils_on_roll``, cohorts scaled so the trust has about that many.
+    Whether a secondary has a sixth form is drawn from that school's own generator (its first draw)."""
     drawn = []
     for i in range(n_schools):
         phase = PHASE_CYCLE[i % len(PHASE_CYCLE)]
@@ -100,19 +103,20 @@ def plan_schools(n_schools: int, rng: np.random.Generator, pupils_on_roll: int |
             per_year, name = int(rng.integers(150, 221)), f"{stem} Academy"
         else:
             per_year, name = int(rng.integers(8, 13)), f"{stem} School"
-        drawn.append((phase, name, per_year))
+        year_groups = tuple(PHASE_YEAR_GROUPS[phase])
+        if phase == "secondary" and school_rngs[i].random() < 0.5:
+            year_groups = year_groups[:5]  # 11-16 school, no sixth form
+        drawn.append((phase, name, per_year, year_groups))
     scale = 1.0
     if pupils_on_roll:
-        # Half the secondaries have a sixth form (5 or 7 year groups: 6 on average). Pupils on roll
-        # come to about 0.87 of size x year groups (measured: cohorts are drawn at 0.85-1.05 of the
-        # school's size, some pupils join and some leave during the year).
-        groups = {"primary": 7, "secondary": 6, "special": len(PHASE_YEAR_GROUPS["special"])}
-        scale = pupils_on_roll / sum(per_year * groups[phase] * 0.87 for phase, _, per_year in drawn)
+        # Pupils on roll come to about 0.97 of size x year groups (measured on the large preset:
+        # cohorts are drawn at 0.85-1.05 of the school's size, some pupils join and some leave).
+        scale = pupils_on_roll / sum(per_year * len(groups) * 0.97 for _, _, per_year, groups in drawn)
     plans = []
-    for i, (phase, name, per_year) in enumerate(drawn):
+    for i, (phase, name, per_year, year_groups) in enumerate(drawn):
         per_year = max(3, round(per_year * scale))
         forms = 1 if phase == "special" else max(1, round(per_year / 30))
-        plans.append(SchoolPlan(f"{900001 + i}", name, phase, f"{880 + i % 5}", per_year, forms))
+        plans.append(SchoolPlan(f"{900001 + i}", name, phase, f"{880 + i % 5}", per_year, forms, year_groups))
     return plans
 
 
@@ -138,9 +142,7 @@ class _SchoolGenerator:
     def __init__(self, plan: SchoolPlan, rng: np.random.Generator, first_year: int, as_of: dt.date):
         self.plan, self.rng, self.first_year, self.as_of = plan, rng, first_year, as_of
         self.current_year = academic_year_start(as_of)
-        self.year_groups = PHASE_YEAR_GROUPS[plan.phase]
-        if plan.phase == "secondary" and rng.random() < 0.5:
-            self.year_groups = self.year_groups[:5]  # 11-16 school, no sixth form
+        self.year_groups = list(plan.year_groups)
         self.pupils: list[dict] = []
         self.enrolments: list[dict] = []
         self.propensity: list[float] = []
@@ -455,16 +457,14 @@ def generate_trust(
     as_of = as_of or dt.date.today() - dt.timedelta(days=1)
     extract_date = as_of + dt.timedelta(days=1)
     out_dir = Path(out_dir).resolve()
-    root_rng = np.random.default_rng(seed)
-    plans = plan_schools(n_schools, root_rng, pupils_on_roll)
+    school_rngs = [np.random.default_rng(child_seed) for child_seed in np.random.SeedSequence(seed).spawn(n_schools)]
+    plans = plan_schools(n_schools, np.random.default_rng(seed), school_rngs, pupils_on_roll)
     first_year = academic_year_start(as_of) - (history_years - 1)
-    school_seeds = np.random.SeedSequence(seed).spawn(n_schools)
     manifest = {"seed": seed, "as_of": as_of.isoformat(), "extract_date": extract_date.isoformat(),
                 "first_academic_year": first_year, "schools": {}}
     bar = tqdm(total=n_schools, desc="Generating demo trust", unit="school", disable=not progress)
     defect_schools = {"missing_marks": plans[0].urn, "invalid_code": plans[-1].urn} if defects and n_schools >= 2 else {}
-    for plan, child_seed in zip(plans, school_seeds):
-        rng = np.random.default_rng(child_seed)
+    for plan, rng in zip(plans, school_rngs):
         gen = _SchoolGenerator(plan, rng, first_year, as_of)
         gen.build_pupils()
         days, closures, trip_days = [], set(), {}
