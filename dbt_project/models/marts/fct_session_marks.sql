@@ -8,7 +8,7 @@
         indexes=[
             {'columns': ['school_urn', 'session_date']},
             {'columns': ['pupil_key', 'session_date']},
-            {'columns': ['built_at']},
+            {'columns': ['built_at', 'loaded_at']},
             {'columns': ['school_urn', 'latest_extract_date']},
             {'columns': ['session_date'], 'type': 'brin'},
         ],
@@ -26,25 +26,36 @@
 -- last build (new nights, amendments, and a re-run's replacements), so its cost
 -- follows the night's delta, not the size of history. A re-run of a night that was
 -- already built could also have withdrawn versions; for that rare case all of the
--- school's marks the extract could carry are re-read.
+-- school's marks the extract could carry are re-read. Whether there is such a re-run is
+-- asked before the query is planned: planned in, the case made PostgreSQL expect
+-- millions of touched marks and read all of history instead of the night's.
 
 {% if is_incremental() %}
-with watermark as (
-    -- The newest version read so far is among the rows the last build wrote (built_at index).
+{% set watermark_sql %}
+    -- The newest version read so far is among the rows the last build wrote ((built_at, loaded_at) index).
     select max(loaded_at) as loaded_at from {{ this }}
     where built_at = (select max(built_at) from {{ this }})
-),
-
-rerun_batches as (
+{% endset %}
+{% set rerun_batches_sql %}
     -- Batches (re)loaded since the last build for a night this model has already seen.
     select batches.school_urn, batches.extract_date
     from {{ ref('stg_mis__load_batches') }} as batches
-    where batches.recorded_at > (select loaded_at from watermark)
+    where batches.recorded_at > ({{ watermark_sql }})
       and batches.extract_date <= (
           select max(existing.latest_extract_date) from {{ this }} as existing
           where existing.school_urn = batches.school_urn
       )
+{% endset %}
+{% set has_rerun_batches = execute and run_query(rerun_batches_sql).rows | length > 0 %}
+with watermark as (
+    {{ watermark_sql }}
 ),
+{% if has_rerun_batches %}
+
+rerun_batches as (
+    {{ rerun_batches_sql }}
+),
+{% endif %}
 
 loaded_batches as (
     -- A batch's marks are stored in the transaction that records it, so they carry its time.
@@ -60,6 +71,7 @@ touched as (
         on marks.school_urn = loaded_batches.school_urn and marks.extract_date = loaded_batches.extract_date
     -- the same dates as a list, so the raw table's extract_date index finds the night's rows
     where marks.extract_date in (select extract_date from loaded_batches)
+{%- if has_rerun_batches %}
     union
     select marks.school_urn, marks.pupil_id, marks.session_date, marks.session_name
     from {{ ref('stg_mis__register_marks') }} as marks
@@ -67,6 +79,7 @@ touched as (
         on marks.school_urn = rerun_batches.school_urn
         -- An extract carries the previous academic year as well as the current one.
         and marks.session_date >= make_date(cast({{ academic_year_start('rerun_batches.extract_date') }} as integer) - 1, 9, 1)
+{%- endif %}
 ),
 
 versions as (
