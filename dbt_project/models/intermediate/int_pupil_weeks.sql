@@ -4,7 +4,8 @@
         unique_key=['pupil_key', 'academic_year', 'week_start_date'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        indexes=[{'columns': ['pupil_key', 'academic_year']}, {'columns': ['school_urn', 'school_week_number']}],
+        indexes=[{'columns': ['pupil_key', 'academic_year']}, {'columns': ['school_urn', 'school_week_number']},
+                 {'columns': ['session_marks_built_at']}],
     )
 }}
 -- One row per enrolment per school week it had marks in: the week's session counts

@@ -4,7 +4,7 @@
         unique_key=['pupil_key', 'academic_year', 'period_type', 'period_label'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        indexes=[{'columns': ['pupil_key', 'academic_year']}],
+        indexes=[{'columns': ['pupil_key', 'academic_year']}, {'columns': ['session_marks_built_at']}],
     )
 }}
 -- One row per enrolment per reporting period (week, half-term, term) it had marks in,
@@ -14,35 +14,41 @@
 -- Incremental: a night rewrites only the weeks, half-terms and terms holding a week
 -- whose marks it changed, summing each from all of its weeks; history stays as built.
 {% set measures = attendance_measures() %}
-with weeks as (
+{% if is_incremental() %}
+with watermark as (
+    -- The newest marks this table has summed (an index answers it).
+    select max(session_marks_built_at) as session_marks_built_at from {{ this }}
+),
+
+touched_terms as (
+    select distinct pupil_key, academic_year, {{ term_name('half_term_number') }} as term_label
+    from {{ ref('int_pupil_weeks') }}
+    where session_marks_built_at > (select session_marks_built_at from watermark)
+),
+
+pupil_weeks as (
+    -- every week of a touched term, to sum its periods whole
+    select weeks.*
+    from {{ ref('int_pupil_weeks') }} as weeks
+    inner join touched_terms
+        on weeks.pupil_key = touched_terms.pupil_key and weeks.academic_year = touched_terms.academic_year
+        and {{ term_name('weeks.half_term_number') }} = touched_terms.term_label
+),
+{% else %}
+with pupil_weeks as (
+    select * from {{ ref('int_pupil_weeks') }}
+),
+{% endif %}
+
+weeks_to_sum as (
     select
         *,
         {{ dbt.concat(["'w/c '", dbt.safe_cast('week_start_date', api.Column.translate_type('string'))]) }} as week_label,
         {{ dbt.concat([term_name('half_term_number'), "' '", "case when half_term_number % 2 = 1 then '1' else '2' end"]) }}
             as half_term_label,
         {{ term_name('half_term_number') }} as term_label
-    from {{ ref('int_pupil_weeks') }}
+    from pupil_weeks
 ),
-
-{% if is_incremental() %}
-touched_terms as (
-    select distinct pupil_key, academic_year, term_label
-    from weeks
-    where session_marks_built_at > (select max(session_marks_built_at) from {{ this }})
-),
-
-weeks_to_sum as (
-    select weeks.*
-    from weeks
-    inner join touched_terms
-        on weeks.pupil_key = touched_terms.pupil_key and weeks.academic_year = touched_terms.academic_year
-        and weeks.term_label = touched_terms.term_label
-),
-{% else %}
-weeks_to_sum as (
-    select * from weeks
-),
-{% endif %}
 
 periods as (
     {% for period_type, period_column in [('week', 'week_label'), ('half_term', 'half_term_label'), ('term', 'term_label')] %}
@@ -63,7 +69,7 @@ periods as (
     group by pupil_key, school_urn, academic_year, {{ period_column }}
     {% if is_incremental() %}
     -- rewrite only the periods holding a changed week (the rest of the term is read to sum them)
-    having max(session_marks_built_at) > (select max(session_marks_built_at) from {{ this }})
+    having max(session_marks_built_at) > (select session_marks_built_at from watermark)
     {% endif %}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
