@@ -105,6 +105,8 @@ def test_exception_emails_go_to_each_schools_leads_once_with_only_their_pupils(l
     quarantined = next(urn for urn, s in manifest["schools"].items() if "invalid_code" in s)
     body = by_school[quarantined].get_body(("plain",)).get_content()
     assert "NOT loaded (quarantined)" in body and f"line {manifest['schools'][quarantined]['invalid_code']['line']}" in body
+    # the night's GX Data Docs are linked from the exception output
+    assert f"data_docs/{RUN_DATE.isoformat()}/{quarantined}/index.html" in body
     missing = next(urn for urn, s in manifest["schools"].items() if "missing_marks" in s)
     form = manifest["schools"][missing]["missing_marks"]["form"]
     assert f"{form} | PM | {manifest['schools'][missing]['missing_marks']['count']}" in \

@@ -269,6 +269,7 @@ class ExceptionReport:
     newly: pd.DataFrame              # pupils newly reaching a threshold
     unresolved_n: pd.DataFrame       # pupils with N codes older than 5 school days
     last_open_day: dt.date | None
+    data_docs: str | None = None     # GX Data Docs of the night's batch (validation results)
 
     @property
     def has_content(self) -> bool:
@@ -277,7 +278,7 @@ class ExceptionReport:
 
 def build_exception_report(conn, school: School, run_date: dt.date, pupils: pd.DataFrame) -> ExceptionReport:
     batch = conn.execute(sa.text(
-        "select status, reason from raw.load_batches where school_urn = :u and extract_date = :d"),
+        "select status, reason, data_docs from raw.load_batches where school_urn = :u and extract_date = :d"),
         {"u": school.urn, "d": run_date}).first()
     quarantine = []
     if batch is not None and batch.status != "loaded":
@@ -297,7 +298,8 @@ def build_exception_report(conn, school: School, run_date: dt.date, pupils: pd.D
                                                  "unauthorised_sessions_10_school_weeks",
                                                  "consecutive_school_days_absent", "stage"]]
     unresolved = pupils.loc[pupils["has_unresolved_n_codes"], ["pupil_name", "form", "unresolved_n_codes"]]
-    return ExceptionReport(school, run_date, quarantine, missing, newly, unresolved, last_day)
+    return ExceptionReport(school, run_date, quarantine, missing, newly, unresolved, last_day,
+                           batch.data_docs if batch is not None else None)
 
 
 def render_exception_email(report: ExceptionReport, sender: str, attachment: Path | None) -> EmailMessage:
@@ -331,6 +333,10 @@ def render_exception_email(report: ExceptionReport, sender: str, attachment: Pat
                      + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
                      + "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
                      + "</table>")
+    if report.data_docs:
+        text.append(f"Validation results for the night's data (Great Expectations Data Docs): {report.data_docs}")
+        parts.append(f"<p>Validation results for the night's data: <a href='{html.escape(Path(report.data_docs).as_uri())}'>"
+                     f"Great Expectations Data Docs</a> ({html.escape(report.data_docs)})</p>")
     if attachment:
         text.append(f"The full watch lists are attached ({attachment.name}).")
         parts.append(f"<p>The full watch lists are attached ({html.escape(attachment.name)}).</p>")
