@@ -87,3 +87,19 @@
 {% macro analyze_if_table() -%}
     {%- if config.get('materialized') in ('table', 'incremental') -%} analyze {{ this }} {%- else -%} select 1 {%- endif -%}
 {%- endmacro %}
+
+{#- on-run-start: fresh planner statistics for the source tables. The incremental models find
+    the night's rows by joining the loaded batches to the raw marks; a raw table never analysed
+    (the first nights after a trust's initial load, before autovacuum gets to it) made
+    PostgreSQL choose a plan that took 100 s instead of 5 s for one model. Sampling costs under
+    a second even at 44 M marks. -#}
+{% macro analyze_sources(source_name) -%}
+    {%- if execute -%}
+        {%- for node in graph.sources.values() if node.source_name == source_name -%}
+            {%- set relation = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.identifier) -%}
+            {%- if relation is not none -%}
+                {%- do run_query('analyze ' ~ relation) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
