@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,9 @@ def test_incremental_unit_tests_on_a_built_warehouse(trust, database_url, monkey
     monkeypatch.setenv("WAREHOUSE_URL", database_url)
     _night(database_url, NIGHT_1)
     result = run_dbt(["test", "--select", "tag:needs_built_incremental_models"], url=database_url)
-    assert "pupil_weeks_carry_running_totals_forward" in result.stdout and "PASS=1" in result.stdout
+    done = re.search(r"Done\. PASS=(\d+) WARN=\d+ ERROR=(\d+) SKIP=\d+ NO-OP=\d+ TOTAL=(\d+)", result.stdout)
+    # everything ran passed: the unit test and the on-run-start hook (which dbt counts too)
+    assert "pupil_weeks_carry_running_totals_forward" in result.stdout and done and done[2] == "0" and done[1] == done[3]
 
 
 def _incremental_models(conn) -> dict[str, list[tuple]]:
