@@ -209,29 +209,36 @@ def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadRe
             params,
         ).fetchone()[0]
         # A school's first batch has nothing to compare with: every mark is a first version.
+        # Otherwise the latest earlier version of each key, read by one index range per pupil over
+        # the extract's dates (a night re-sends days, so most keys have one), not a lookup per mark.
         previous_version = "" if not has_history else """
-            left join lateral (
-                select r.mark, r.minutes_late, r.comment
+            left join (
+                select distinct on (r.pupil_id, r.session_date, r.session)
+                    r.pupil_id, r.session_date, r.session, r.mark, r.minutes_late, r.comment
                 from raw.register_marks as r
-                where r.school_urn = i.school_urn and r.pupil_id = i.pupil_id
-                  and r.session_date = i.session_date and r.session = i.session
-                  and r.extract_date < %(d)s
-                order by r.extract_date desc
-                limit 1
-            ) as previous on true
-            where previous is null
+                where r.school_urn = %(urn)s and r.extract_date < %(d)s
+                  and r.pupil_id = any(array(select distinct pupil_id from incoming))
+                  and r.session_date between (select min(session_date) from incoming)
+                                         and (select max(session_date) from incoming)
+                order by r.pupil_id, r.session_date, r.session, r.extract_date desc
+            ) as previous
+                on previous.pupil_id = incoming.pupil_id and previous.session_date = incoming.session_date
+                and previous.session = incoming.session
+            where previous.pupil_id is null
                or (previous.mark, previous.minutes_late, previous.comment)
-                  is distinct from (i.mark, i.minutes_late, i.comment)"""
+                  is distinct from (incoming.mark, incoming.minutes_late, incoming.comment)"""
         added = conn.execute(
             sql.SQL("""
-            insert into raw.register_marks
-                (school_urn, pupil_id, session_date, session, mark, minutes_late, comment, extract_date)
-            select i.school_urn, i.pupil_id, i.session_date, i.session, i.mark, i.minutes_late, i.comment, %(d)s
-            from (
+            with incoming as (
                 select school_urn, pupil_id, session_day as session_date, session, mark,
                     cast(minutes_late as smallint) as minutes_late, comment
                 from {}
-            ) as i
+            )
+            insert into raw.register_marks
+                (school_urn, pupil_id, session_date, session, mark, minutes_late, comment, extract_date)
+            select incoming.school_urn, incoming.pupil_id, incoming.session_date, incoming.session, incoming.mark,
+                incoming.minutes_late, incoming.comment, %(d)s
+            from incoming
             """ + previous_version).format(staged),
             params,
         ).rowcount
