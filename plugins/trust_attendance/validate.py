@@ -16,6 +16,7 @@ files (pupils, enrolments, results) are parsed and checked with pandas.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import copy
 import csv
 import datetime as dt
@@ -436,12 +437,19 @@ class GxRunner:
                 f"warehouse_{len(self.warehouses)}",
                 connection_string=url.replace("postgresql://", "postgresql+psycopg://", 1))
         source = self.warehouses[url]
-        if table in source.get_asset_names():  # a re-run of the same batch in this process
-            source.delete_asset(table)
         batch_definition = source.add_table_asset(name=table, table_name=table, schema_name=STAGING_SCHEMA) \
             .add_batch_definition_whole_table("whole")
-        return self._run(self._checkpoint(batch_definition, file_name, table), {}, file_name,
-                         parameters, school_urn, index_columns, staged=(url, table))
+        try:
+            return self._run(self._checkpoint(batch_definition, file_name, table), {}, file_name,
+                             parameters, school_urn, index_columns, staged=(url, table))
+        finally:  # a batch's table is checked once: keep the context's state the same size batch after batch
+            from great_expectations.exceptions import DataContextError
+
+            for factory, name in ((self.context.checkpoints, f"{table}_checkpoint"),
+                                  (self.context.validation_definitions, f"{table}_validation")):
+                with contextlib.suppress(DataContextError):  # not made if the run failed before it
+                    factory.delete(name)
+            source.delete_asset(table)
 
     def _run(self, checkpoint, batch_parameters: dict, file_name: str, parameters: dict,
              school_urn: str, index_columns: list[str] | None, staged: tuple[str, str] | None = None) -> list[Finding]:
@@ -503,6 +511,12 @@ class GxRunner:
             "site_section_builders": {"validations": {"view": views | {"class_name": "CompiledOncePageView"}}},
         })
         self.context.build_data_docs(site_names=["batch_site"], resource_identifiers=self.batch_results)
+        # Forget them: the site builder lists every stored result, so in a process that validates
+        # school after school (airflow dags test) each batch's Data Docs would cost more than the last.
+        store = self.context.validation_results_store
+        for key in self.batch_results:
+            store.remove_key(store.key_to_tuple(key))
+        self.batch_results = []
         return folder / "index.html"
 
 
