@@ -9,7 +9,7 @@
     inner join (
         select academic_year, min(academic_week_number) as first_changed_week
         from {{ ref('int_pupil_weeks') }}
-        where session_marks_built_at > (select max(session_marks_built_at) from {{ this }})
+        where session_marks_built_at > {{ newest_in_this('session_marks_built_at') }}
         group by academic_year
     ) as changed
         on pupil_weeks.academic_year = changed.academic_year

@@ -25,7 +25,7 @@ changed as (
     from {{ ref('fct_session_marks') }} as marks
     inner join {{ ref('int_school_days') }} as days
         on marks.school_urn = days.school_urn and marks.session_date = days.session_date
-    where marks.built_at > (select max(session_marks_built_at) from {{ this }})
+    where marks.built_at > {{ newest_in_this('session_marks_built_at') }}
     group by marks.pupil_key, marks.academic_year
 ),
 

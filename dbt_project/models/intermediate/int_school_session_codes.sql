@@ -13,10 +13,11 @@
 --
 -- Incremental: a night recounts only the sessions in which its extracts changed a mark.
 {% if is_incremental() %}
+{% set since = newest_in_this('session_marks_built_at') %}
 with touched as (
     select distinct school_urn, session_date, session_name
     from {{ ref('fct_session_marks') }}
-    where built_at > (select max(session_marks_built_at) from {{ this }})
+    where built_at > {{ since }}
 ),
 
 marks as (
@@ -26,6 +27,8 @@ marks as (
         on marks.school_urn = touched.school_urn
         and marks.session_date = touched.session_date
         and marks.session_name = touched.session_name
+    -- the same dates as a bound the planner can see: otherwise it expected every session touched
+    where marks.session_date >= {{ earliest_session_date_built_after(since) }}
 )
 {% else %}
 with marks as (

@@ -15,15 +15,12 @@
 -- whose marks it changed, summing each from all of its weeks; history stays as built.
 {% set measures = attendance_measures() %}
 {% if is_incremental() %}
-with watermark as (
-    -- The newest marks this table has summed (an index answers it).
-    select max(session_marks_built_at) as session_marks_built_at from {{ this }}
-),
-
-touched_terms as (
+{% set since = newest_in_this('session_marks_built_at') %}
+with touched_terms as (
     select distinct pupil_key, academic_year, {{ term_name('half_term_number') }} as term_label
     from {{ ref('int_pupil_weeks') }}
-    where session_marks_built_at > (select session_marks_built_at from watermark)
+    -- after the newest marks this table has summed (an index answers it)
+    where session_marks_built_at > {{ since }}
 ),
 
 pupil_weeks as (
@@ -69,7 +66,7 @@ periods as (
     group by pupil_key, school_urn, academic_year, {{ period_column }}
     {% if is_incremental() %}
     -- rewrite only the periods holding a changed week (the rest of the term is read to sum them)
-    having max(session_marks_built_at) > (select session_marks_built_at from watermark)
+    having max(session_marks_built_at) > {{ since }}
     {% endif %}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}

@@ -29,7 +29,8 @@ added as (
     inner join reloaded
         on marks.school_urn = reloaded.school_urn and marks.extract_date >= reloaded.from_extract_date
     -- the same bound as a constant, so the raw table's extract_date index serves it
-    where marks.extract_date >= (select min(from_extract_date) from reloaded)
+    where marks.extract_date >= {{ query_value_as_literal(
+        'select min(from_extract_date) from (' ~ reloaded_amendment_batches() ~ ') as reloaded', 'date') }}
 ),
 
 marks as (

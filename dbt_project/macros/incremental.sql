@@ -1,0 +1,25 @@
+{#- The value of a one-value query, run before the model's query is planned, as a literal.
+    An incremental model's bounds (its newest row, the night's earliest date) written as
+    subqueries are unknown when PostgreSQL plans the query: it then expected a third of a
+    39 M-row table to lie beyond them and read all of it for a night's 174 k marks.
+    At parse time (no database), and in a unit test (whose inputs are CTEs, not tables),
+    the query stays a subquery. -#}
+{% macro query_value_as_literal(query, data_type) -%}
+    {%- if execute and model.resource_type != 'unit_test' -%}
+        {%- set value = run_query(query).columns[0].values()[0] -%}
+        cast({{ "null" if value is none else "'" ~ value.isoformat() ~ "'" }} as {{ data_type }})
+    {%- else -%}
+        ({{ query }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The newest value of a (timestamp) column of the incremental model being built. -#}
+{% macro newest_in_this(column) -%}
+    {{ query_value_as_literal("select max(" ~ column ~ ") from " ~ this, "timestamptz") }}
+{%- endmacro %}
+
+{#- The earliest session date among the session marks built after `since`: bounds the
+    re-read of a night's sessions to the dates it touched. -#}
+{% macro earliest_session_date_built_after(since) -%}
+    {{ query_value_as_literal("select min(session_date) from " ~ ref('fct_session_marks') ~ " where built_at > " ~ since, "date") }}
+{%- endmacro %}
