@@ -63,6 +63,10 @@ periods as (
         {% endfor %}
         sum(missing_marks) as missing_marks
     from weeks_to_sum
+    {% if is_incremental() and period_type == 'week' %}
+    -- a week period is one pupil week (int_pupil_weeks' grain): keep the changed ones before grouping
+    where session_marks_built_at > {{ since }}
+    {% endif %}
     group by pupil_key, school_urn, academic_year, {{ period_column }}
     {% if is_incremental() %}
     -- rewrite only the periods holding a changed week (the rest of the term is read to sum them)
