@@ -23,14 +23,3 @@
 {% macro earliest_session_date_built_after(since) -%}
     {{ query_value_as_literal("select min(session_date) from " ~ ref('fct_session_marks') ~ " where built_at > " ~ since, "date") }}
 {%- endmacro %}
-
-{#- The marts' "as at" date (int_reporting_date) and its academic year, as literals, so the
-    planner sees which of the marks "this year" and "the recent days" are. The academic
-    year is an integer, as in the tables: a numeric would hide their statistics. -#}
-{% macro reporting_as_of_date() -%}
-    {{ query_value_as_literal("select as_of_date from " ~ ref('int_reporting_date'), "date") }}
-{%- endmacro %}
-
-{% macro reporting_academic_year(as_of_date) -%}
-    cast({{ academic_year_start(as_of_date) }} as {{ dbt.type_int() }})
-{%- endmacro %}

@@ -1,13 +1,17 @@
 -- Every missing mark this academic year: a pupil on roll (inside an enrolment) with
 -- no mark, or a blank one, for a session the school was open. A session is open when
 -- the school recorded at least one possible mark for it (so not a # closure).
-{% set as_of_date = reporting_as_of_date() %}
-{% set academic_year = reporting_academic_year(as_of_date) %}
-with open_sessions as (
+with reporting as (
+    -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
+    select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
+    from {{ ref('int_reporting_date') }}
+),
+
+open_sessions as (
     select school_urn, session_date, session_name
     from {{ ref('int_school_session_codes') }}
-    where academic_year = {{ academic_year }}
-      and session_date <= {{ as_of_date }}
+    where academic_year = (select academic_year from reporting)
+      and session_date <= (select as_of_date from reporting)
     group by school_urn, session_date, session_name
     having sum(case when is_possible then marks else 0 end) > 0
 ),
@@ -38,6 +42,6 @@ left join {{ ref('fct_session_marks') }} as marks
     and marks.session_date = expected.session_date
     and marks.session_name = expected.session_name
     -- only this year's marks are matched: filtered as they are read, not after the join
-    and marks.session_date >= make_date({{ academic_year }}, 9, 1)
+    and marks.session_date >= (select make_date(academic_year, 9, 1) from reporting)
 left join {{ ref('int_pupils__current') }} as pupils on expected.pupil_key = pupils.pupil_key
 where marks.pupil_key is null or marks.is_missing_mark

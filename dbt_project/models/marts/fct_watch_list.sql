@@ -7,12 +7,16 @@
     for a pupil absent throughout them); it must be at least n_code_days. -#}
 {% set streak_window_days = [20, n_code_days] | max %}
 
-{% set as_of_date = reporting_as_of_date() %}
-{% set academic_year = reporting_academic_year(as_of_date) %}
-with school_now as (
+with reporting as (
+    -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
+    select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
+    from {{ ref('int_reporting_date') }}
+),
+
+school_now as (
     select school_urn, max(school_week_number) as school_week_number, max(school_day_number) as school_day_number
     from {{ ref('int_school_days') }}
-    where session_date <= {{ as_of_date }}
+    where session_date <= (select as_of_date from reporting)
     group by school_urn
 ),
 
@@ -23,7 +27,7 @@ offsets as (
 pupils_in_year as (
     select distinct pupil_key, school_urn
     from {{ ref('int_pupil_weeks') }}
-    where academic_year = {{ academic_year }}
+    where academic_year = (select academic_year from reporting)
 ),
 
 windows as (
@@ -40,13 +44,13 @@ windows as (
                  then weeks.possible_sessions else 0 end) as possible_sessions_4_school_weeks,
         sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 4
                  then weeks.absence_sessions else 0 end) as absence_sessions_4_school_weeks,
-        sum(case when weeks.academic_year = {{ academic_year }}
+        sum(case when weeks.academic_year = (select academic_year from reporting)
                  then weeks.possible_sessions else 0 end) as year_to_date_possible_sessions,
-        sum(case when weeks.academic_year = {{ academic_year }}
+        sum(case when weeks.academic_year = (select academic_year from reporting)
                  then weeks.attended_sessions else 0 end) as year_to_date_attended_sessions,
-        sum(case when weeks.academic_year = {{ academic_year }}
+        sum(case when weeks.academic_year = (select academic_year from reporting)
                  then weeks.absence_sessions else 0 end) as year_to_date_absence_sessions,
-        sum(case when weeks.academic_year = {{ academic_year }}
+        sum(case when weeks.academic_year = (select academic_year from reporting)
                  then weeks.n_code_sessions else 0 end) as year_to_date_n_code_sessions
     from pupils_in_year
     inner join school_now on pupils_in_year.school_urn = school_now.school_urn
@@ -56,7 +60,7 @@ windows as (
         and weeks.school_week_number <= school_now.school_week_number - offsets.weeks_ago
         and (
             weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 10
-            or weeks.academic_year = {{ academic_year }}
+            or weeks.academic_year = (select academic_year from reporting)
         )
     group by pupils_in_year.pupil_key, pupils_in_year.school_urn, offsets.weeks_ago
 ),
@@ -117,7 +121,7 @@ recent_pupil_days as (
     inner join {{ ref('int_school_days') }} as days
         on marks.school_urn = days.school_urn and marks.session_date = days.session_date
     inner join recent_window on days.school_urn = recent_window.school_urn
-    where marks.session_date <= {{ as_of_date }}
+    where marks.session_date <= (select as_of_date from reporting)
       and marks.session_date >= (select min(first_date) from recent_window)
       and days.school_day_number >= recent_window.first_day
     group by marks.pupil_key, marks.school_urn, days.school_day_number, marks.academic_year
@@ -157,7 +161,7 @@ day_runs as (
                  then pupil_days.school_day_number end)
             as last_day_not_unauthorised,
         min(pupil_days.school_day_number) - 1 as day_before_first_mark,
-        sum(case when pupil_days.academic_year = {{ academic_year }}
+        sum(case when pupil_days.academic_year = (select academic_year from reporting)
                   and pupil_days.school_day_number > school_now.school_day_number - {{ n_code_days }}
                  then pupil_days.n_codes else 0 end) as n_codes_in_last_{{ n_code_days }}_school_days
     from pupil_days
@@ -184,7 +188,7 @@ last_week as (select * from listed where weeks_ago = 1),
 
 year_to_date as (
     select * from {{ ref('fct_pupil_attendance') }}
-    where academic_year = {{ academic_year }}
+    where academic_year = (select academic_year from reporting)
 )
 
 -- Every enrolment with marks this year has a row, even one whose only marks so far are
@@ -192,7 +196,7 @@ year_to_date as (
 select
     year_to_date.pupil_key,
     year_to_date.school_urn,
-    {{ as_of_date }} as as_of_date,
+    (select as_of_date from reporting) as as_of_date,
     year_to_date.attendance_rate,
     cast(year_to_date.possible_sessions as {{ dbt.type_int() }}) as possible_sessions,
     cast(year_to_date.absence_sessions as {{ dbt.type_int() }}) as absence_sessions,

@@ -2,12 +2,16 @@
 -- year: missing marks, and N codes (reason not yet established) with their age in
 -- school days. Freshness per school is in dim_schools.
 {% set n_code_days = var('unresolved_n_code_school_days', 5) %}
-{% set as_of_date = reporting_as_of_date() %}
-{% set academic_year = reporting_academic_year(as_of_date) %}
-with school_now as (
+with reporting as (
+    -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
+    select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
+    from {{ ref('int_reporting_date') }}
+),
+
+school_now as (
     select school_urn, max(school_day_number) as school_day_number
     from {{ ref('int_school_days') }}
-    where session_date <= {{ as_of_date }}
+    where session_date <= (select as_of_date from reporting)
     group by school_urn
 ),
 
@@ -22,9 +26,9 @@ marks as (
         sum(case when marks.attendance_code = 'N' then 1 else 0 end) as n_codes
     from {{ ref('fct_session_marks') }} as marks
     left join {{ ref('int_pupils__current') }} as pupils on marks.pupil_key = pupils.pupil_key
-    where marks.academic_year = {{ academic_year }}
-      and marks.session_date >= make_date({{ academic_year }}, 9, 1)
-      and marks.session_date <= {{ as_of_date }}
+    where marks.academic_year = (select academic_year from reporting)
+      and marks.session_date >= (select make_date(academic_year, 9, 1) from reporting)
+      and marks.session_date <= (select as_of_date from reporting)
     group by marks.school_urn, marks.session_date, marks.session_name, coalesce(pupils.form_group, 'Unknown')
 ),
 
