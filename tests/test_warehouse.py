@@ -4,7 +4,7 @@ import os
 
 import sqlalchemy as sa
 
-from trust_attendance.warehouse import EmbeddedPostgres, dbt_env, free_port, masked
+from trust_attendance.warehouse import DBT_SESSION_OPTIONS, EmbeddedPostgres, dbt_env, free_port, masked
 
 
 def test_embedded_postgres_starts_stops_and_keeps_its_data(isolated_var_dir):
@@ -41,5 +41,5 @@ def test_dbt_env_and_masking_keep_the_password_out_of_messages():
     url = "postgresql://loader:s3cret@db.example.org:6543/warehouse"
     assert dbt_env(url) == {"WAREHOUSE_HOST": "db.example.org", "WAREHOUSE_PORT": "6543",
                             "WAREHOUSE_USER": "loader", "WAREHOUSE_PASSWORD": "s3cret",
-                            "WAREHOUSE_DBNAME": "warehouse"}
+                            "WAREHOUSE_DBNAME": "warehouse", "PGOPTIONS": DBT_SESSION_OPTIONS}
     assert masked(url) == "postgresql://loader:***@db.example.org:6543/warehouse"

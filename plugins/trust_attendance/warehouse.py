@@ -29,6 +29,11 @@ AIRFLOW_CONN_ID = "trust_warehouse"
 DEFAULT_PORT = 55432
 DATABASE = "warehouse"
 ADMIN_USER = "warehouse_admin"
+# Memory for dbt's sessions (libpq reads PGOPTIONS): a build sorts and hashes millions of
+# marks, and with PostgreSQL's default 4 MB per sort or hash every one of them spilled to
+# disk. Per sort or hash node, per thread; a PGOPTIONS already set in the environment
+# comes after these, so its values win.
+DBT_SESSION_OPTIONS = "-c work_mem=64MB -c maintenance_work_mem=256MB"
 
 
 class WarehouseError(RuntimeError):
@@ -68,6 +73,7 @@ def dbt_env(url: str | None = None) -> dict[str, str]:
         "WAREHOUSE_USER": parts.username or "",
         "WAREHOUSE_PASSWORD": parts.password or "",
         "WAREHOUSE_DBNAME": parts.path.lstrip("/") or DATABASE,
+        "PGOPTIONS": " ".join(filter(None, [DBT_SESSION_OPTIONS, os.environ.get("PGOPTIONS")])),
     }
 
 
