@@ -110,6 +110,51 @@ def test_hand_built_pupils_match_hand_computed_figures(tiny_trust):
     assert alan.attendance_band == "90-92"
 
 
+def test_hand_built_school_weekly_group_figures(tiny_trust):
+    _, _, engine = tiny_trust
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            """
+            select academic_week_number, population, dimension, dimension_value, enrolments,
+                   persistent_absence_enrolments, severe_absence_enrolments, week_attendance_rate,
+                   year_to_date_attendance_rate
+            from marts.rpt_absence_by_group_weekly
+            where academic_year = 2026 and scope = 'school' and school_urn = :u
+            """), {"u": handbuilt.URN}).mappings().all()
+    school = {(r["academic_week_number"], r["population"], r["dimension"], r["dimension_value"]): r for r in rows}
+    # Week 3 (Mon 14 September; 1 September 2026 is in week 1, Mon 31 August to Sun 6 September).
+    # HB-1 that week: days 6-10, 9 possible (D is not), 6 attended; to date 19 possible, 16 attended,
+    # absence 3/19 = 15.8 % -> PA, not SA. HB-2: 10 possible, 8 attended; to date 20, 18, 2/20 = 10 % -> PA.
+    # Both are Year 2 (statutory school age) and pupil premium.
+    for population in ("whole_school", "statutory_school_age"):
+        week_3 = school[(3, population, "pupil_premium", "PP")]
+        assert (week_3["enrolments"], week_3["persistent_absence_enrolments"], week_3["severe_absence_enrolments"]) \
+            == (2, 2, 0)
+        assert Fraction(week_3["week_attendance_rate"]).limit_denominator(1000) == Fraction(6 + 8, 9 + 10)
+        assert Fraction(week_3["year_to_date_attendance_rate"]).limit_denominator(1000) == Fraction(16 + 18, 19 + 20)
+        # Week 2 (days 1-5): all 20 sessions present; to date nobody is persistently absent yet.
+        week_2 = school[(2, population, "all_pupils", "All pupils")]
+        assert (week_2["enrolments"], week_2["persistent_absence_enrolments"], week_2["week_attendance_rate"]) \
+            == (2, 0, 1)
+    assert (3, "whole_school", "pupil_premium", "Non-PP") not in school  # no group without pupils
+    assert school[(3, "whole_school", "year_group", "Year 2")]["enrolments"] == 2
+    # The trust's counts are its schools' summed: every school reports the all-pupils group.
+    with engine.connect() as conn:
+        unmatched = conn.execute(sa.text(
+            """
+            select count(*) from (
+                select academic_year, academic_week_number, population, sum(enrolments) as enrolments,
+                       sum(persistent_absence_enrolments) as persistent_absence_enrolments
+                from marts.rpt_absence_by_group_weekly where scope = 'school' and dimension = 'all_pupils'
+                group by academic_year, academic_week_number, population
+                except
+                select academic_year, academic_week_number, population, enrolments, persistent_absence_enrolments
+                from marts.rpt_absence_by_group_weekly where scope = 'trust' and dimension = 'all_pupils'
+            ) as differing
+            """)).scalar()
+    assert unmatched == 0
+
+
 def test_summary_and_watch_list(tiny_trust):
     trust_dir, _, engine = tiny_trust
     figures = summary(EXTRACT_DATE, str(engine.url.render_as_string(hide_password=False)))
