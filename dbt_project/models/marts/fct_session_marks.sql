@@ -102,7 +102,6 @@ candidates as (
     select
         school_urn,
         pupil_id,
-        {{ pupil_key('school_urn', 'pupil_id') }} as pupil_key,
         session_date,
         session_name,
         attendance_code,
@@ -113,12 +112,14 @@ candidates as (
 ),
 
 ranked as (
+    -- By the raw key: pupil_key, a hash of school and pupil, is worked out after the sort, for
+    -- the current versions only, instead of being carried through it as a sort key.
     select
         candidates.*,
         row_number() over (
-            partition by pupil_key, session_date, session_name order by extract_date desc
+            partition by school_urn, pupil_id, session_date, session_name order by extract_date desc
         ) as version_rank,
-        count(*) over (partition by pupil_key, session_date, session_name) as versions_seen
+        count(*) over (partition by school_urn, pupil_id, session_date, session_name) as versions_seen
     from candidates
 ),
 
@@ -127,7 +128,7 @@ codes as (
 )
 
 select
-    ranked.pupil_key,
+    {{ pupil_key('ranked.school_urn', 'ranked.pupil_id') }} as pupil_key,
     ranked.school_urn,
     ranked.session_date,
     ranked.session_name,
