@@ -4,10 +4,12 @@
     39 M-row table to lie beyond them and read all of it for a night's 174 k marks.
     At parse time (no database), and in a unit test (whose inputs are CTEs, not tables),
     the query stays a subquery. -#}
-{% macro query_value_as_literal(query, data_type) -%}
+{% macro query_value_as_literal(query, data_type=none) -%}
     {%- if execute and model.resource_type != 'unit_test' -%}
         {%- set value = run_query(query).columns[0].values()[0] -%}
-        cast({{ "null" if value is none else "'" ~ value.isoformat() ~ "'" }} as {{ data_type }})
+        {%- set literal = "null" if value is none else "'" ~ value.isoformat() ~ "'" -%}
+        {#- without a type, the literal takes the type of what it is compared with -#}
+        {{ literal if data_type is none else "cast(" ~ literal ~ " as " ~ data_type ~ ")" }}
     {%- else -%}
         ({{ query }})
     {%- endif -%}

@@ -9,9 +9,15 @@
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where') -%}
     {%- if where -%}
-        {%- set where = modules.re.sub('__newest__\\((\\w+)\\)', '(select max(\\1) from ' ~ relation ~ ')', where) -%}
+        {#- The newest value as a literal, read before the test's query is planned (macros/incremental.sql):
+            as a subquery, PostgreSQL could not know how few rows carry it and read all 39 M marks. -#}
+        {%- set filter = namespace(where=where) -%}
+        {%- for column in modules.re.findall('__newest__\\((\\w+)\\)', where) -%}
+            {%- set filter.where = filter.where.replace('__newest__(' ~ column ~ ')',
+                query_value_as_literal('select max(' ~ column ~ ') from ' ~ relation) | trim) -%}
+        {%- endfor -%}
         {%- set filtered -%}
-            (select * from {{ relation }} where {{ where }}) dbt_subquery
+            (select * from {{ relation }} where {{ filter.where }}) dbt_subquery
         {%- endset -%}
         {%- do return(filtered) -%}
     {%- else -%}
