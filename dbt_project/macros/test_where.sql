@@ -10,7 +10,8 @@
     {%- set where = config.get('where') -%}
     {%- if where -%}
         {#- The newest value as a literal, read before the test's query is planned (macros/incremental.sql):
-            as a subquery, PostgreSQL could not know how few rows carry it and read all 39 M marks. -#}
+            as a subquery its value is unknown when PostgreSQL plans the test (at 100 schools a night's
+            data tests took 75 s of SQL that way, 19 s with literals). -#}
         {%- set filter = namespace(where=where) -%}
         {%- for column in modules.re.findall('__newest__\\((\\w+)\\)', where) -%}
             {%- set filter.where = filter.where.replace('__newest__(' ~ column ~ ')',

@@ -30,8 +30,8 @@ DEFAULT_PORT = 55432
 DATABASE = "warehouse"
 ADMIN_USER = "warehouse_admin"
 # Memory for dbt's sessions (libpq reads PGOPTIONS): a build sorts and hashes millions of
-# marks, and with PostgreSQL's default 4 MB per sort or hash every one of them spilled to
-# disk. Per sort or hash node, per thread; a PGOPTIONS already set in the environment
+# marks, and with PostgreSQL's default 4 MB its sorts spilled to disk even on a 4-school
+# trust. Per sort or hash node, per thread; a PGOPTIONS already set in the environment
 # comes after these, so its values win.
 DBT_SESSION_OPTIONS = "-c work_mem=64MB -c maintenance_work_mem=256MB"
 
