@@ -102,6 +102,7 @@ candidates as (
     select
         school_urn,
         pupil_id,
+        {{ pupil_key('school_urn', 'pupil_id') }} as pupil_key,
         session_date,
         session_name,
         attendance_code,
@@ -112,14 +113,12 @@ candidates as (
 ),
 
 ranked as (
-    -- By the raw key: pupil_key, a hash of school and pupil, is worked out after the sort, for
-    -- the current versions only, instead of being carried through it as a sort key.
     select
         candidates.*,
         row_number() over (
-            partition by school_urn, pupil_id, session_date, session_name order by extract_date desc
+            partition by pupil_key, session_date, session_name order by extract_date desc
         ) as version_rank,
-        count(*) over (partition by school_urn, pupil_id, session_date, session_name) as versions_seen
+        count(*) over (partition by pupil_key, session_date, session_name) as versions_seen
     from candidates
 ),
 
@@ -128,7 +127,7 @@ codes as (
 )
 
 select
-    {{ pupil_key('ranked.school_urn', 'ranked.pupil_id') }} as pupil_key,
+    ranked.pupil_key,
     ranked.school_urn,
     ranked.session_date,
     ranked.session_name,
