@@ -27,9 +27,13 @@
     'persistent_absence_enrolments': 'case when is_persistent_absence_to_date then 1 else 0 end',
     'severe_absence_enrolments': 'case when is_severe_absence_to_date then 1 else 0 end',
 } %}
-{% set sums = ['week_possible_sessions', 'week_attended_sessions', 'year_to_date_possible_sessions',
-               'year_to_date_attended_sessions'] %}
-{% set summed_column = {'week_possible_sessions': 'possible_sessions', 'week_attended_sessions': 'attended_sessions'} %}
+{#- each summed output column, with the pupil-week column it sums -#}
+{% set sums = {
+    'week_possible_sessions': 'possible_sessions',
+    'week_attended_sessions': 'attended_sessions',
+    'year_to_date_possible_sessions': 'year_to_date_possible_sessions',
+    'year_to_date_attended_sessions': 'year_to_date_attended_sessions',
+} %}
 with pupil_weeks as (
     {{ pupil_weeks_from_first_changed_week() }}
 ),
@@ -47,8 +51,8 @@ by_school as (
         {% for count, value in counts.items() %}
         sum(case when {{ condition }} then {{ value }} else 0 end) as {{ population }}__{{ count }},
         {% endfor %}
-        {% for column in sums %}
-        sum(case when {{ condition }} then {{ summed_column.get(column, column) }} end) as {{ population }}__{{ column }},
+        {% for column, summed in sums.items() %}
+        sum(case when {{ condition }} then {{ summed }} end) as {{ population }}__{{ column }},
         {% endfor %}
         max(case when {{ condition }} then session_marks_built_at end) as {{ population }}__session_marks_built_at
         {{- "," if not loop.last }}
@@ -71,7 +75,7 @@ schools as (
         '{{ population }}' as population,
         dimension,
         dimension_value,
-        {% for column in counts.keys() | list + sums %}
+        {% for column in counts.keys() | list + sums.keys() | list %}
         {{ population }}__{{ column }} as {{ column }},
         {% endfor %}
         {{ population }}__session_marks_built_at as session_marks_built_at
