@@ -164,6 +164,60 @@ def test_amendments_are_kept_and_the_latest_wins(trust, database_url, postgres_s
         assert _incremental_models(conn) == after_withdrawal
 
 
+
+NIGHT_3 = dt.date(2026, 9, 23)   # registers to Tuesday 22 September
+
+
+def _session_marks(conn) -> list[tuple]:
+    """fct_session_marks as the builds left it (all but built_at, which says when a row was computed)."""
+    return conn.execute(sa.text(
+        "select pupil_key, session_date, session_name, attendance_code, was_amended, latest_extract_date, loaded_at "
+        "from marts.fct_session_marks order by 1, 2, 3")).all()
+
+
+def test_rerun_of_an_older_night_that_withdraws_a_first_version(trust, database_url, monkeypatch):
+    # HB-2's Monday 21 September AM is first seen as / in night 2 and amended to L in night 3.
+    # Night 2 is then re-run with an export that has no mark for it yet: its only version left
+    # is night 3's L, so it is no longer an amendment. The re-run's extract is older than the
+    # mark's current version: only the mark's count of versions changes.
+    night_3 = trust / "drop" / handbuilt.URN / NIGHT_3.isoformat()
+    night_3.mkdir(parents=True)
+    night_2 = trust / "drop" / handbuilt.URN / NIGHT_2.isoformat()
+    for name in ("pupils.csv", "enrolments.csv"):
+        (night_3 / name).write_text((night_2 / name).read_text())
+    monday_am = f"{handbuilt.URN},HB-2,2026-09-21,AM,/,,"
+    lines = (night_2 / "marks.csv").read_text().splitlines()
+    lines = [line.replace(monday_am, f"{handbuilt.URN},HB-2,2026-09-21,AM,L,5,") for line in lines]
+    lines += [f"{handbuilt.URN},{pupil},2026-09-22,{s},{m},," for pupil in handbuilt.MARKS
+              for s, m in (("AM", "/"), ("PM", "\\"))]
+    (night_3 / "marks.csv").write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("WAREHOUSE_URL", database_url)
+    for night in (NIGHT_1, NIGHT_2, NIGHT_3):
+        _night(database_url, night)
+    engine = sa.create_engine(database_url)
+    marked = ("select m.attendance_code, m.was_amended, m.latest_extract_date from marts.fct_session_marks m "
+              "join marts.dim_pupils p using (pupil_key) where p.pupil_id = 'HB-2' "
+              "and m.session_date = '2026-09-21' and m.session_name = 'AM'")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(marked)).one() == ("L", True, NIGHT_3)
+        assert conn.execute(sa.text(
+            "select count(*) from marts.fct_register_amendments where amended_attendance_code = 'L'")).scalar() == 1
+    (night_2 / "marks.csv").write_text((night_2 / "marks.csv").read_text().replace(monday_am + "\n", ""))
+    _night(database_url, NIGHT_2)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(marked)).one() == ("L", False, NIGHT_3)
+        # Night 2's own amendment (HB-1's O resolved to I) stays; the / to L is gone.
+        assert conn.execute(sa.text(
+            "select previous_attendance_code, amended_attendance_code, amended_in_extract_date "
+            "from marts.fct_register_amendments")).all() == [("O", "I", NIGHT_2)]
+        rerun = _session_marks(conn), _incremental_models(conn)
+    # What the nights and the re-run built, each on the last, equals a full refresh of the same data.
+    run_dbt(["build", "--full-refresh", "--select", *INCREMENTAL_SELECTION, "--resource-type", "seed",
+             "--resource-type", "model"], url=database_url)
+    with engine.connect() as conn:
+        assert (_session_marks(conn), _incremental_models(conn)) == rerun
+
+
 def test_retention_purges_marks_older_than_three_academic_years_and_records_it(database_url):
     from trust_attendance import load
 

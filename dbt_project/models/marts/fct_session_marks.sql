@@ -25,10 +25,13 @@
 -- Incremental: a night re-reads only the marks whose versions were loaded since the
 -- last build (new nights, amendments, and a re-run's replacements), so its cost
 -- follows the night's delta, not the size of history. A re-run of a night that was
--- already built could also have withdrawn versions; for that rare case all of the
--- school's marks the extract could carry are re-read. Whether there is such a re-run is
--- asked before the query is planned: planned in, the case made PostgreSQL expect
--- millions of touched marks and read all of history instead of the night's.
+-- already built could also have withdrawn versions: the marks whose current version came
+-- from the re-run's extract, and amended ones whose current version is later (their count
+-- of versions can drop). The (school_urn, latest_extract_date) index finds them, and only
+-- they are re-read: re-running a night at 20 schools rebuilt 22,883 marks in 5.9 s, where
+-- re-reading the school's two academic years rebuilt 5.1 M in 153 s. Whether there is such
+-- a re-run is asked before the query is planned: planned in, the case made PostgreSQL
+-- expect millions of touched marks and read all of history instead of the night's.
 
 {% if is_incremental() %}
 {% set watermark_sql %}
@@ -36,24 +39,26 @@
     select max(loaded_at) as loaded_at from {{ this }}
     where built_at = (select max(built_at) from {{ this }})
 {% endset %}
-{% set rerun_batches_sql %}
-    -- Batches (re)loaded since the last build for a night this model has already seen.
-    select batches.school_urn, batches.extract_date
+{% set rerun_marks_sql %}
+    -- The marks a batch (re)loaded since the last build, for a night this model has already
+    -- seen, could change by withdrawing a version.
+    select existing.school_urn, existing.pupil_key, existing.session_date, existing.session_name
     from {{ ref('stg_mis__load_batches') }} as batches
+    inner join {{ this }} as existing
+        on existing.school_urn = batches.school_urn
+        and existing.latest_extract_date >= batches.extract_date
     where batches.recorded_at > ({{ watermark_sql }})
-      and batches.extract_date <= (
-          select max(existing.latest_extract_date) from {{ this }} as existing
-          where existing.school_urn = batches.school_urn
-      )
+      and (existing.latest_extract_date = batches.extract_date
+           or (existing.was_amended and existing.session_date < batches.extract_date))
 {% endset %}
-{% set has_rerun_batches = execute and run_query(rerun_batches_sql).rows | length > 0 %}
+{% set has_rerun_marks = execute and run_query(rerun_marks_sql ~ " limit 1").rows | length > 0 %}
 with watermark as (
     {{ watermark_sql }}
 ),
-{% if has_rerun_batches %}
+{% if has_rerun_marks %}
 
-rerun_batches as (
-    {{ rerun_batches_sql }}
+rerun_marks as (
+    {{ rerun_marks_sql }}
 ),
 {% endif %}
 
@@ -71,14 +76,19 @@ touched as (
         on marks.school_urn = loaded_batches.school_urn and marks.extract_date = loaded_batches.extract_date
     -- the same dates as a list, so the raw table's extract_date index finds the night's rows
     where marks.extract_date in (select extract_date from loaded_batches)
-{%- if has_rerun_batches %}
+{%- if has_rerun_marks %}
     union
     select marks.school_urn, marks.pupil_id, marks.session_date, marks.session_name
     from {{ ref('stg_mis__register_marks') }} as marks
-    inner join rerun_batches
-        on marks.school_urn = rerun_batches.school_urn
-        -- An extract carries the previous academic year as well as the current one.
-        and marks.session_date >= make_date(cast({{ academic_year_start('rerun_batches.extract_date') }} as integer) - 1, 9, 1)
+    inner join (
+        select school_urn, min(session_date) as earliest_session_date from rerun_marks group by school_urn
+    ) as rerun_windows
+        on marks.school_urn = rerun_windows.school_urn
+        and marks.session_date >= rerun_windows.earliest_session_date
+    inner join rerun_marks
+        on rerun_marks.pupil_key = {{ pupil_key('marks.school_urn', 'marks.pupil_id') }}
+        and rerun_marks.session_date = marks.session_date
+        and rerun_marks.session_name = marks.session_name
 {%- endif %}
 ),
 
