@@ -39,26 +39,31 @@
     select max(loaded_at) as loaded_at from {{ this }}
     where built_at = (select max(built_at) from {{ this }})
 {% endset %}
-{% set rerun_marks_sql %}
-    -- The marks a batch (re)loaded since the last build, for a night this model has already
-    -- seen, could change by withdrawing a version.
-    select existing.school_urn, existing.pupil_key, existing.session_date, existing.session_name
+{% set rerun_batches_sql %}
+    -- Batches (re)loaded since the last build for a night this model has already seen.
+    select batches.school_urn, batches.extract_date
     from {{ ref('stg_mis__load_batches') }} as batches
-    inner join {{ this }} as existing
-        on existing.school_urn = batches.school_urn
-        and existing.latest_extract_date >= batches.extract_date
     where batches.recorded_at > ({{ watermark_sql }})
-      and (existing.latest_extract_date = batches.extract_date
-           or (existing.was_amended and existing.session_date < batches.extract_date))
+      and batches.extract_date <= (
+          select max(existing.latest_extract_date) from {{ this }} as existing
+          where existing.school_urn = batches.school_urn
+      )
 {% endset %}
-{% set has_rerun_marks = execute and run_query(rerun_marks_sql ~ " limit 1").rows | length > 0 %}
+{% set has_rerun_batches = execute and run_query(rerun_batches_sql).rows | length > 0 %}
 with watermark as (
     {{ watermark_sql }}
 ),
-{% if has_rerun_marks %}
+{% if has_rerun_batches %}
 
 rerun_marks as (
-    {{ rerun_marks_sql }}
+    -- The marks such a batch could change by withdrawing a version.
+    select existing.school_urn, existing.pupil_key, existing.session_date, existing.session_name
+    from ({{ rerun_batches_sql }}) as batches
+    inner join {{ this }} as existing
+        on existing.school_urn = batches.school_urn
+        and existing.latest_extract_date >= batches.extract_date
+    where existing.latest_extract_date = batches.extract_date
+       or (existing.was_amended and existing.session_date < batches.extract_date)
 ),
 {% endif %}
 
@@ -76,7 +81,7 @@ touched as (
         on marks.school_urn = loaded_batches.school_urn and marks.extract_date = loaded_batches.extract_date
     -- the same dates as a list, so the raw table's extract_date index finds the night's rows
     where marks.extract_date in (select extract_date from loaded_batches)
-{%- if has_rerun_marks %}
+{%- if has_rerun_batches %}
     union
     select marks.school_urn, marks.pupil_id, marks.session_date, marks.session_name
     from {{ ref('stg_mis__register_marks') }} as marks
