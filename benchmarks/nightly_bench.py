@@ -289,6 +289,7 @@ def main() -> None:
         _, rerun_s, _, rerun_tasks = trust.night(extract_date)
         print(f"   the same night re-run (every school's batch replaced, nothing new): {rerun_s:.1f} s "
               f"(dbt_build {rerun_tasks.get('dbt_build')} s against {tasks.get('dbt_build')} s)")
+        print("   its task seconds: " + ", ".join(f"{k} {v}" for k, v in sorted(rerun_tasks.items())))
         small_as_of = tenth_of_history_as_of(args.as_of, days_of_history)
         small = Trust(root / "tenth", new_database(server_url, "tenth"), n_schools, small_as_of, history_years=1,
                       pupils_on_roll=pupils_on_roll)
