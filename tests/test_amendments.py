@@ -17,6 +17,7 @@ from trust_attendance.warehouse import run_dbt
 
 NIGHT_1 = dt.date(2026, 9, 19)   # registers to Friday 18 September
 NIGHT_2 = dt.date(2026, 9, 22)   # registers to Monday 21 September
+NIGHT_3 = dt.date(2026, 9, 23)   # registers to Tuesday 22 September
 
 
 def _write_nights(trust: Path) -> None:
@@ -162,10 +163,6 @@ def test_amendments_are_kept_and_the_latest_wins(trust, database_url, postgres_s
              "--resource-type", "model"], url=database_url)
     with engine.connect() as conn:
         assert _incremental_models(conn) == after_withdrawal
-
-
-
-NIGHT_3 = dt.date(2026, 9, 23)   # registers to Tuesday 22 September
 
 
 def _session_marks(conn) -> list[tuple]:
