@@ -46,7 +46,7 @@ def _night(url: str, extract_date: dt.date) -> None:
 
 INCREMENTAL_SELECTION = ["+fct_session_marks", "+fct_register_amendments", "+dim_pupils", "+fct_pupil_attendance_periods",
                          "+int_pupil_weeks", "+int_school_session_codes", "+int_absence_by_group_weekly",
-                         "+rpt_pupil_premium_gap", "+fct_pupil_attendance", "+fct_watch_list"]
+                         "+rpt_pupil_premium_gap", "+fct_pupil_attendance", "+fct_watch_list", "+fct_missing_marks"]
 
 
 def test_incremental_unit_tests_on_a_built_warehouse(trust, database_url, monkeypatch):
@@ -62,14 +62,14 @@ def test_incremental_unit_tests_on_a_built_warehouse(trust, database_url, monkey
 
 def _incremental_models(conn) -> dict[str, list[tuple]]:
     """The incremental models' rows, and those of the marts summed from them, as a night builds
-    them on top of earlier nights (all but session_marks_built_at, which says when the row was computed)."""
+    them on top of earlier nights (all but session_marks_built_at and built_at, which say when the row was computed)."""
     rows = {}
     for table in ("intermediate.int_pupil_weeks", "marts.fct_pupil_attendance_periods",
                   "intermediate.int_school_session_codes", "intermediate.int_absence_by_group_weekly",
                   "marts.rpt_pupil_premium_gap", "marts.fct_register_amendments", "marts.fct_pupil_attendance",
-                  "marts.fct_watch_list"):
+                  "marts.fct_watch_list", "marts.fct_missing_marks"):
         result = conn.execute(sa.text(f"select * from {table}"))
-        keep = [i for i, column in enumerate(result.keys()) if column != "session_marks_built_at"]
+        keep = [i for i, column in enumerate(result.keys()) if column not in ("session_marks_built_at", "built_at")]
         rows[table] = sorted((tuple(row[i] for i in keep) for row in result), key=repr)
     return rows
 
@@ -213,6 +213,83 @@ def test_rerun_of_an_older_night_that_withdraws_a_first_version(trust, database_
              "--resource-type", "model"], url=database_url)
     with engine.connect() as conn:
         assert (_session_marks(conn), _incremental_models(conn)) == rerun
+
+
+def _missing_marks(conn) -> list[tuple]:
+    return [tuple(row) for row in conn.execute(sa.text(
+        "select p.pupil_id, cast(m.session_date as text), m.session_name, m.missing_kind, m.form_group "
+        "from marts.fct_missing_marks m join marts.dim_pupils p using (pupil_key) order by 1, 2, 3"))]
+
+
+def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
+    night_1, night_2 = (trust / "drop" / handbuilt.URN / night.isoformat() for night in (NIGHT_1, NIGHT_2))
+    hb2_pupil = next(line for line in (night_1 / "pupils.csv").read_text().splitlines() if ",HB-2," in line)
+    for night in (night_1, night_2):
+        marks = (night / "marks.csv").read_text()
+        # HB-1 has no mark on Monday 14 September PM; HB-2's Tuesday 15 September PM is blank.
+        marks = marks.replace(f"{handbuilt.URN},HB-1,2026-09-14,PM,\\,,\n", "")
+        marks = marks.replace(f"{handbuilt.URN},HB-2,2026-09-15,PM,\\,,", f"{handbuilt.URN},HB-2,2026-09-15,PM,,,")
+        # HB-3 joins on Monday 14 September; the school records marks for them from Wednesday 16.
+        marks += "".join(f"{handbuilt.URN},HB-3,{day},{s},{m},,\n" for day in ("2026-09-16", "2026-09-17", "2026-09-18")
+                         for s, m in (("AM", "/"), ("PM", "\\")))
+        (night / "marks.csv").write_text(marks)
+        with open(night / "pupils.csv", "a") as f:
+            f.write(hb2_pupil.replace(",HB-2,", ",HB-3,").replace("X999999260012", "X999999260013") + "\n")
+        with open(night / "enrolments.csv", "a") as f:
+            f.write(f"{handbuilt.URN},HB-3,2026-09-14,,C\n")
+    # Night 1 also has HB-2's Thursday 17 September AM blank; night 2 fills it in.
+    marks_1 = night_1 / "marks.csv"
+    marks_1.write_text(marks_1.read_text().replace(f"{handbuilt.URN},HB-2,2026-09-17,AM,/,,", f"{handbuilt.URN},HB-2,2026-09-17,AM,,,"))
+    # Night 2: HB-1's new Monday PM is blank and HB-3 has Monday's marks; HB-3's admission is
+    # corrected to Friday 11 September (a session whose marks did not change), and HB-2
+    # moves from form 2A to 2B.
+    marks_2 = night_2 / "marks.csv"
+    marks_2.write_text(marks_2.read_text().replace(f"{handbuilt.URN},HB-1,2026-09-21,PM,\\,,", f"{handbuilt.URN},HB-1,2026-09-21,PM,,,")
+                       + f"{handbuilt.URN},HB-3,2026-09-21,AM,/,,\n{handbuilt.URN},HB-3,2026-09-21,PM,\\,,\n")
+    enrolments_2 = night_2 / "enrolments.csv"
+    enrolments_2.write_text(enrolments_2.read_text().replace(",HB-3,2026-09-14,", ",HB-3,2026-09-11,"))
+    pupils_2 = night_2 / "pupils.csv"
+    pupils_2.write_text("\n".join(line.replace(",2,2A,", ",2,2B,") if ",HB-2," in line else line
+                                  for line in pupils_2.read_text().splitlines()) + "\n")
+    monkeypatch.setenv("WAREHOUSE_URL", database_url)
+    engine = sa.create_engine(database_url)
+    _night(database_url, NIGHT_1)
+    with engine.connect() as conn:
+        assert _missing_marks(conn) == [
+            ("HB-1", "2026-09-14", "PM", "no mark recorded", "2A"),
+            ("HB-2", "2026-09-15", "PM", "blank mark", "2A"),
+            ("HB-2", "2026-09-17", "AM", "blank mark", "2A"),
+            # on roll from Monday 14, marked from Wednesday 16: 2 days x 2 sessions
+            ("HB-3", "2026-09-14", "AM", "no mark recorded", "2A"),
+            ("HB-3", "2026-09-14", "PM", "no mark recorded", "2A"),
+            ("HB-3", "2026-09-15", "AM", "no mark recorded", "2A"),
+            ("HB-3", "2026-09-15", "PM", "no mark recorded", "2A"),
+        ]
+    _night(database_url, NIGHT_2)
+    with engine.connect() as conn:
+        night_2_rows = _missing_marks(conn)
+        assert night_2_rows == [
+            ("HB-1", "2026-09-14", "PM", "no mark recorded", "2A"),
+            ("HB-1", "2026-09-21", "PM", "blank mark", "2A"),
+            ("HB-2", "2026-09-15", "PM", "blank mark", "2B"),  # moved form; the filled-in 17th is gone
+            # on roll from Friday 11 now: 3 days x 2 sessions before Wednesday 16
+            ("HB-3", "2026-09-11", "AM", "no mark recorded", "2A"),
+            ("HB-3", "2026-09-11", "PM", "no mark recorded", "2A"),
+            ("HB-3", "2026-09-14", "AM", "no mark recorded", "2A"),
+            ("HB-3", "2026-09-14", "PM", "no mark recorded", "2A"),
+            ("HB-3", "2026-09-15", "AM", "no mark recorded", "2A"),
+            ("HB-3", "2026-09-15", "PM", "no mark recorded", "2A"),
+        ]
+        incremental = _incremental_models(conn)
+    # What the two nights built, each on the last, equals a full refresh of the same data.
+    run_dbt(["build", "--full-refresh", "--select", *INCREMENTAL_SELECTION, "--resource-type", "seed",
+             "--resource-type", "model"], url=database_url)
+    with engine.connect() as conn:
+        # All but the weekly group figures, which keep the form group a week was built with (README).
+        weekly = "intermediate.int_absence_by_group_weekly"
+        assert _missing_marks(conn) == night_2_rows
+        assert {k: v for k, v in _incremental_models(conn).items() if k != weekly} == {
+            k: v for k, v in incremental.items() if k != weekly}
 
 
 def test_retention_purges_marks_older_than_three_academic_years_and_records_it(database_url):

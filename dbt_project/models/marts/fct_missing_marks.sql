@@ -1,6 +1,20 @@
+-- depends_on: {{ ref('int_pupils__register_changes') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['school_urn', 'session_date']}, {'columns': ['pupil_key']}, {'columns': ['built_at']}],
+        pre_hook="{{ forget_missing_marks_to_rebuild() }}",
+    )
+}}
 -- Every missing mark this academic year: a pupil on roll (inside an enrolment) with
 -- no mark, or a blank one, for a session the school was open. A session is open when
 -- the school recorded at least one possible mark for it (so not a # closure).
+--
+-- Incremental: a night redoes only the sessions whose marks it changed and the pupils
+-- whose enrolments or form group it changed (macros/missing_marks.sql), so its cost
+-- follows the night, not how far into the year it is.
 with reporting as (
     -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
     select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
@@ -16,18 +30,33 @@ open_sessions as (
     having sum(case when is_possible then marks else 0 end) > 0
 ),
 
-expected as (
-    select
-        enrolments.pupil_key,
-        open_sessions.school_urn,
-        open_sessions.session_date,
-        open_sessions.session_name
+{% if is_incremental() %}
+sessions_to_redo as (
+    select open_sessions.*
     from open_sessions
-    inner join {{ ref('int_enrolments__current') }} as enrolments
-        on enrolments.school_urn = open_sessions.school_urn
-        and enrolments.admission_date <= open_sessions.session_date
-        and (enrolments.leaving_date is null or open_sessions.session_date <= enrolments.leaving_date)
+    inner join ({{ missing_marks_rebuilt_sessions() }}) as rebuilt
+        on open_sessions.school_urn = rebuilt.school_urn
+        and open_sessions.session_date = rebuilt.session_date
+        and open_sessions.session_name = rebuilt.session_name
+),
+
+enrolments_to_redo as (
+    select *
+    from {{ ref('int_enrolments__current') }}
+    where pupil_key in ({{ missing_marks_rebuilt_pupils() }})
+),
+
+expected as (
+    -- every pupil on roll in the sessions to redo, and the pupils to redo in every session
+    {{ pupils_on_roll_in('sessions_to_redo', ref('int_enrolments__current')) }}
+    union
+    {{ pupils_on_roll_in('open_sessions', 'enrolments_to_redo') }}
 )
+{% else %}
+expected as (
+    {{ pupils_on_roll_in('open_sessions', ref('int_enrolments__current')) }}
+)
+{% endif %}
 
 select
     expected.school_urn,
@@ -35,7 +64,8 @@ select
     expected.session_name,
     expected.pupil_key,
     pupils.form_group,
-    case when marks.pupil_key is null then 'no mark recorded' else 'blank mark' end as missing_kind
+    case when marks.pupil_key is null then 'no mark recorded' else 'blank mark' end as missing_kind,
+    cast('{{ run_started_at.isoformat() }}' as timestamptz) as built_at
 from expected
 left join {{ ref('fct_session_marks') }} as marks
     on marks.pupil_key = expected.pupil_key
