@@ -46,7 +46,7 @@ def _night(url: str, extract_date: dt.date) -> None:
 
 INCREMENTAL_SELECTION = ["+fct_session_marks", "+fct_register_amendments", "+dim_pupils", "+fct_pupil_attendance_periods",
                          "+int_pupil_weeks", "+int_school_session_codes", "+int_absence_by_group_weekly",
-                         "+rpt_pupil_premium_gap", "+fct_pupil_attendance", "+fct_watch_list", "+fct_missing_marks"]
+                         "+rpt_pupil_premium_gap", "+fct_pupil_attendance", "+fct_watch_list", "+fct_missing_marks", "+rpt_register_quality"]
 
 
 def test_incremental_unit_tests_on_a_built_warehouse(trust, database_url, monkeypatch):
@@ -67,7 +67,8 @@ def _incremental_models(conn) -> dict[str, list[tuple]]:
     for table in ("intermediate.int_pupil_weeks", "marts.fct_pupil_attendance_periods",
                   "intermediate.int_school_session_codes", "intermediate.int_absence_by_group_weekly",
                   "marts.rpt_pupil_premium_gap", "marts.fct_register_amendments", "marts.fct_pupil_attendance",
-                  "marts.fct_watch_list", "marts.fct_missing_marks"):
+                  "marts.fct_watch_list", "marts.fct_missing_marks", "intermediate.int_register_sessions",
+                  "marts.rpt_register_quality"):
         result = conn.execute(sa.text(f"select * from {table}"))
         keep = [i for i, column in enumerate(result.keys()) if column not in ("session_marks_built_at", "built_at")]
         rows[table] = sorted((tuple(row[i] for i in keep) for row in result), key=repr)
@@ -221,6 +222,12 @@ def _missing_marks(conn) -> list[tuple]:
         "from marts.fct_missing_marks m join marts.dim_pupils p using (pupil_key) order by 1, 2, 3"))]
 
 
+def _registers_on_15_september_pm(conn) -> list[tuple]:
+    return [tuple(row) for row in conn.execute(sa.text(
+        "select form_group, pupils_expected, missing_marks from marts.rpt_register_quality "
+        "where session_date = '2026-09-15' and session_name = 'PM' order by 1"))]
+
+
 def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
     night_1, night_2 = (trust / "drop" / handbuilt.URN / night.isoformat() for night in (NIGHT_1, NIGHT_2))
     hb2_pupil = next(line for line in (night_1 / "pupils.csv").read_text().splitlines() if ",HB-2," in line)
@@ -265,6 +272,9 @@ def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
             ("HB-3", "2026-09-15", "AM", "no mark recorded", "2A"),
             ("HB-3", "2026-09-15", "PM", "no mark recorded", "2A"),
         ]
+        # Register 2A on 15 September PM: HB-1's mark, HB-2's blank and HB-3 unmarked: 3 expected
+        # (2 marks + 1 not recorded), 2 missing (1 blank + 1 not recorded).
+        assert _registers_on_15_september_pm(conn) == [("2A", 3, 2)]
     _night(database_url, NIGHT_2)
     with engine.connect() as conn:
         night_2_rows = _missing_marks(conn)
@@ -280,6 +290,9 @@ def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
             ("HB-3", "2026-09-15", "AM", "no mark recorded", "2A"),
             ("HB-3", "2026-09-15", "PM", "no mark recorded", "2A"),
         ]
+        # HB-2 moved to 2B: 2A keeps HB-1's mark and HB-3 unmarked (2 expected, 1 missing);
+        # 2B has HB-2's blank (1 expected, 1 missing).
+        assert _registers_on_15_september_pm(conn) == [("2A", 2, 1), ("2B", 1, 1)]
         incremental = _incremental_models(conn)
     # What the two nights built, each on the last, equals a full refresh of the same data.
     run_dbt(["build", "--full-refresh", "--select", *INCREMENTAL_SELECTION, "--resource-type", "seed",

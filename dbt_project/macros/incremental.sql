@@ -15,6 +15,20 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The values of a one-column query, as a list of literals for `in`: the same for a set
+    (the schools whose pupils changed tonight) that decides how many rows a query reads. -#}
+{% macro query_values_as_literals(query) -%}
+    {%- if execute and model.resource_type != 'unit_test' -%}
+        {%- set quoted = [] -%}
+        {%- for value in run_query(query).columns[0].values() -%}
+            {%- do quoted.append("'" ~ (value | string | replace("'", "''")) ~ "'") -%}
+        {%- endfor -%}
+        ({{ quoted | join(", ") if quoted else "null" }})
+    {%- else -%}
+        ({{ query }})
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The newest value of a (timestamp) column of the incremental model being built. -#}
 {% macro newest_in_this(column) -%}
     {{ query_value_as_literal("select max(" ~ column ~ ") from " ~ this, "timestamptz") }}

@@ -5,7 +5,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         indexes=[{'columns': ['school_urn', 'session_date']}, {'columns': ['pupil_key']}, {'columns': ['built_at']}],
-        pre_hook="{{ forget_missing_marks_to_rebuild() }}",
+        pre_hook="{{ forget_register_rows_to_redo() }}",
     )
 }}
 -- Every missing mark this academic year: a pupil on roll (inside an enrolment) with
@@ -13,7 +13,7 @@
 -- the school recorded at least one possible mark for it (so not a # closure).
 --
 -- Incremental: a night redoes only the sessions whose marks it changed and the pupils
--- whose enrolments or form group it changed (macros/missing_marks.sql), so its cost
+-- whose enrolments or form group it changed (macros/register_rebuilds.sql), so its cost
 -- follows the night, not how far into the year it is.
 with reporting as (
     -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
@@ -32,25 +32,28 @@ open_sessions as (
 
 {% if is_incremental() %}
 sessions_to_redo as (
-    select open_sessions.*
+    select *
     from open_sessions
-    inner join ({{ missing_marks_rebuilt_sessions() }}) as rebuilt
-        on open_sessions.school_urn = rebuilt.school_urn
-        and open_sessions.session_date = rebuilt.session_date
-        and open_sessions.session_name = rebuilt.session_name
+    where (school_urn, session_date, session_name) in ({{ register_sessions_to_redo() }})
 ),
 
 enrolments_to_redo as (
     select *
     from {{ ref('int_enrolments__current') }}
-    where pupil_key in ({{ missing_marks_rebuilt_pupils() }})
+    where pupil_key in (select pupil_key from ({{ register_pupils_to_redo() }}) as changed)
+),
+
+other_sessions as (
+    select * from open_sessions
+    except
+    select * from sessions_to_redo
 ),
 
 expected as (
-    -- every pupil on roll in the sessions to redo, and the pupils to redo in every session
+    -- every pupil on roll in the sessions to redo, and the pupils to redo in the other sessions
     {{ pupils_on_roll_in('sessions_to_redo', ref('int_enrolments__current')) }}
-    union
-    {{ pupils_on_roll_in('open_sessions', 'enrolments_to_redo') }}
+    union all
+    {{ pupils_on_roll_in('other_sessions', 'enrolments_to_redo') }}
 )
 {% else %}
 expected as (

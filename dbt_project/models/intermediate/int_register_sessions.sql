@@ -1,0 +1,86 @@
+-- depends_on: {{ ref('int_pupils__register_changes') }}, {{ ref('int_school_session_codes') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['school_urn', 'session_date']}, {'columns': ['built_at']}],
+        pre_hook="{{ forget_register_rows_to_redo(whole_schools=true) }}",
+    )
+}}
+-- Each register (form group) of each school's sessions this academic year: marks recorded,
+-- blank ones, N codes, and pupils on roll with no mark recorded. What rpt_register_quality
+-- reports, kept so a night recounts only what it changed.
+--
+-- Incremental: a night recounts the sessions whose marks it changed, and every session of a
+-- school where a pupil's enrolment or form group changed, since a moved pupil's marks move
+-- between registers (macros/register_rebuilds.sql).
+with reporting as (
+    -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
+    select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
+    from {{ ref('int_reporting_date') }}
+),
+
+{% if is_incremental() %}
+sessions_to_redo as (
+    {{ register_sessions_to_redo(whole_schools=true) }}
+),
+
+marks_to_recount as materialized (
+    {{ marks_of_sessions('sessions_to_redo') }}
+),
+
+{% endif %}
+marks as (
+    select
+        marks.school_urn,
+        marks.session_date,
+        marks.session_name,
+        coalesce(pupils.form_group, 'Unknown') as form_group,
+        count(*) as marks_recorded,
+        sum(case when marks.is_missing_mark then 1 else 0 end) as blank_marks,
+        sum(case when marks.attendance_code = 'N' then 1 else 0 end) as n_codes
+    from {% if is_incremental() %}marks_to_recount{% else %}{{ ref('fct_session_marks') }}{% endif %} as marks
+    left join {{ ref('int_pupils__current') }} as pupils on marks.pupil_key = pupils.pupil_key
+    {% if not is_incremental() %}
+    where marks.academic_year = (select academic_year from reporting)
+      and marks.session_date >= (select make_date(academic_year, 9, 1) from reporting)
+      and marks.session_date <= (select as_of_date from reporting)
+    {% endif %}
+    group by marks.school_urn, marks.session_date, marks.session_name, coalesce(pupils.form_group, 'Unknown')
+),
+
+not_recorded as (
+    select
+        missing.school_urn,
+        missing.session_date,
+        missing.session_name,
+        coalesce(missing.form_group, 'Unknown') as form_group,
+        count(*) as marks_not_recorded
+    from {{ ref('fct_missing_marks') }} as missing
+    {% if is_incremental() %}
+    inner join sessions_to_redo
+        on missing.school_urn = sessions_to_redo.school_urn
+        and missing.session_date = sessions_to_redo.session_date
+        and missing.session_name = sessions_to_redo.session_name
+    {% endif %}
+    where missing.missing_kind = 'no mark recorded'
+    group by missing.school_urn, missing.session_date, missing.session_name, coalesce(missing.form_group, 'Unknown')
+)
+
+select
+    marks.school_urn,
+    marks.session_date,
+    marks.session_name,
+    marks.form_group,
+    cast(marks.marks_recorded as {{ dbt.type_int() }}) as marks_recorded,
+    cast(marks.blank_marks as {{ dbt.type_int() }}) as blank_marks,
+    cast(marks.n_codes as {{ dbt.type_int() }}) as n_codes,
+    cast(coalesce(not_recorded.marks_not_recorded, 0) as {{ dbt.type_int() }}) as marks_not_recorded,
+    cast('{{ run_started_at.isoformat() }}' as timestamptz) as built_at
+from marks
+left join not_recorded
+    on marks.school_urn = not_recorded.school_urn
+    and marks.session_date = not_recorded.session_date
+    and marks.session_name = not_recorded.session_name
+    and marks.form_group = not_recorded.form_group
