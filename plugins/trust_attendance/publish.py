@@ -117,7 +117,7 @@ class WatchListFiles:
 def write_watch_list(frame: pd.DataFrame, school: School, folder: Path, run_date: dt.date) -> WatchListFiles:
     folder.mkdir(parents=True, exist_ok=True)
     # Streamed (write-only): a large trust's lists are about a million cells a night, and
-    # openpyxl's in-memory sheets cost about twice as long to fill and save.
+    # openpyxl's in-memory sheets took about a quarter longer (476 against 375 ms a school).
     workbook = Workbook(write_only=True)
     counts = {}
     memberships = pd.Series([[] for _ in range(len(frame))], index=frame.index)
