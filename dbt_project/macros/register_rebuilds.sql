@@ -64,21 +64,3 @@
         and enrolments.admission_date <= sessions.session_date
         and (enrolments.leaving_date is null or sessions.session_date <= enrolments.leaving_date)
 {%- endmacro %}
-
-{#- The marks of each of the sessions, by fct_session_marks' (school_urn, session_date) index:
-    one scan per session (OFFSET 0 stops PostgreSQL flattening it into a join). Use it as a
-    materialized CTE: as a plain join, PostgreSQL misjudged how many marks a few hundred
-    sessions hold and read every mark instead (int_register_sessions at 20 schools: 5.0 s
-    against 1.2 s). -#}
-{% macro marks_of_sessions(sessions) -%}
-    select marks.*
-    from {{ sessions }} as sessions
-    cross join lateral (
-        select session_marks.*
-        from {{ ref('fct_session_marks') }} as session_marks
-        where session_marks.school_urn = sessions.school_urn
-          and session_marks.session_date = sessions.session_date
-          and session_marks.session_name = sessions.session_name
-        offset 0
-    ) as marks
-{%- endmacro %}
