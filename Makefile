@@ -14,10 +14,13 @@ export AIRFLOW_HOME ?= $(CURDIR)/var/airflow
 
 venv: $(VENV)/.installed
 
+# --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set
+# (this machine) Python never does, so every process compiled every module it imported:
+# great_expectations took 15.5 s to import, 7.4 s compiled.
 $(VENV)/.installed: requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(VENV)/bin/uv pip install --python $(PY) --quiet -r requirements.lock
+	$(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode -r requirements.lock
 	touch $@
 
 demo: venv
