@@ -25,14 +25,11 @@ def test_no_import_errors(dagbag):
 def test_nightly_dag_has_the_pipeline_stages_in_order(dagbag):
     dag = dagbag.dags["nightly_attendance"]
     assert set(dag.task_ids) == {
-        "prepare", "school.extract", "school.validate", "school.load", "dbt_build", "export_watch_lists",
-        "send_exception_emails",
+        "prepare", "ingest_school", "dbt_build", "export_watch_lists", "send_exception_emails",
     }
     downstream = lambda task_id: dag.get_task(task_id).downstream_task_ids  # noqa: E731
-    assert downstream("prepare") == {"school.extract"}
-    assert downstream("school.extract") == {"school.validate"}
-    assert downstream("school.validate") == {"school.load"}
-    assert downstream("school.load") == {"dbt_build"}
+    assert downstream("prepare") == {"ingest_school"}
+    assert downstream("ingest_school") == {"dbt_build"}
     assert downstream("dbt_build") == {"export_watch_lists"}
     assert downstream("export_watch_lists") == {"send_exception_emails"}
 

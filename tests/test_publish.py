@@ -181,11 +181,11 @@ def test_a_failed_task_emails_the_data_team(loaded_trust, smtp):
     config, _, _, _ = loaded_trust
 
     class FailedTask:
-        dag_id, task_id, map_index = "nightly_attendance", "school.extract", 3
+        dag_id, task_id, map_index, rendered_map_index = "nightly_attendance", "ingest_school", 3, "900004"
 
     publish.notify_failure({"task_instance": FailedTask(), "run_id": "scheduled__2026-11-21",
                             "exception": RuntimeError("no export for 2026-11-21")})
     [(recipients, message)] = smtp.inbox.messages
     assert recipients == list(config.data_team_contacts)
-    assert message["Subject"] == "[attendance pipeline] nightly_attendance.school.extract[3] failed"
+    assert message["Subject"] == "[attendance pipeline] nightly_attendance.ingest_school[900004] failed"
     assert "no export for 2026-11-21" in message.get_content()

@@ -248,8 +248,9 @@ def notify_failure(context: dict) -> None:
     dag_id = getattr(ti, "dag_id", "?")
     task_id = getattr(ti, "task_id", "?")
     map_index = getattr(ti, "map_index", -1)
+    mapped = getattr(ti, "rendered_map_index", None) or map_index  # a school's URN, where the task names it
     error = context.get("exception")
-    subject = f"[attendance pipeline] {dag_id}.{task_id}{f'[{map_index}]' if map_index not in (-1, None) else ''} failed"
+    subject = f"[attendance pipeline] {dag_id}.{task_id}{f'[{mapped}]' if map_index not in (-1, None) else ''} failed"
     text = f"Task {task_id} of {dag_id} failed for run {context.get('run_id')}.\n\nError: {error}\n"
     log.error("%s: %s", subject, error)
     try:
