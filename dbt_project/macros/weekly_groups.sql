@@ -6,15 +6,18 @@
     select pupil_weeks.*
     from {{ ref('int_pupil_weeks__characterised') }} as pupil_weeks
     {% if is_incremental() %}
-    inner join (
-        select academic_year, min(academic_week_number) as first_changed_week
-        from {{ ref('int_pupil_weeks') }}
-        where session_marks_built_at > {{ newest_in_this('session_marks_built_at') }}
-        group by academic_year
-    ) as changed
+    inner join ({{ first_changed_weeks() }}) as changed
         on pupil_weeks.academic_year = changed.academic_year
         and pupil_weeks.academic_week_number >= changed.first_changed_week
     {% endif %}
+{%- endmacro %}
+
+{#- Each academic year's first week with pupil weeks built since this model last ran. -#}
+{% macro first_changed_weeks() -%}
+    select academic_year, min(academic_week_number) as first_changed_week
+    from {{ ref('int_pupil_weeks') }}
+    where session_marks_built_at > {{ newest_in_this('session_marks_built_at') }}
+    group by academic_year
 {%- endmacro %}
 
 {#- The session counts every pupil-level mart carries, as <name>_sessions (plus missing_marks). -#}

@@ -23,10 +23,7 @@
 with
 {% if is_incremental() %}
 first_changed_weeks as (
-    select academic_year, min(academic_week_number) as first_changed_week
-    from {{ ref('int_pupil_weeks') }}
-    where session_marks_built_at > {{ newest_in_this('session_marks_built_at') }}
-    group by academic_year
+    {{ first_changed_weeks() }}
 ),
 
 weeks_to_build as (
