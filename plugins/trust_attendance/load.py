@@ -201,7 +201,7 @@ def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadRe
         if in_extract != report.staged_marks:
             # The stage is unlogged: a server crash empties it. Validating again restages it.
             raise RuntimeError(f"school {batch.school_urn}: {in_extract} staged marks where validation staged "
-                               f"{report.staged_marks}; re-run the batch's validate task")
+                               f"{report.staged_marks}; re-run the school's ingest_school task (it validates again)")
         # A re-run of this night replaces what this night added.
         conn.execute("delete from raw.register_marks where school_urn = %(urn)s and extract_date = %(d)s", params)
         # From the batch log: asked of the marks, PostgreSQL walked the extract_date index through every
