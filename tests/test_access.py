@@ -26,7 +26,7 @@ def warehouse(module_database_url, postgres_server):
     mp.setenv("TRUST_CONFIG", str(trust_dir / "trust.yml"))
     mp.setenv("WAREHOUSE_URL", module_database_url)
     for urn in nightly.prepare_warehouse():
-        nightly.load_school(nightly.validate_school(nightly.extract_school(urn, RUN_DATE)))
+        nightly.ingest_school(urn, RUN_DATE)
     run_dbt(["build", "--resource-type", "seed", "--resource-type", "model"], url=module_database_url)
     admin = sa.create_engine(module_database_url, isolation_level="AUTOCOMMIT")
     suffix = uuid.uuid4().hex[:6]

@@ -27,7 +27,7 @@ CHECKSUM_TABLES = ["raw.register_marks", "raw.pupils", "raw.enrolments", "marts.
 LOAD = ("import datetime as dt\nfrom trust_attendance import nightly\n"
         "urns = nightly.prepare_warehouse()\n"
         "for urn in urns:\n"
-        f"    nightly.load_school(nightly.validate_school(nightly.extract_school(urn, dt.date({RUN_DATE.year}, {RUN_DATE.month}, {RUN_DATE.day}))))\n")
+        f"    nightly.ingest_school(urn, dt.date({RUN_DATE.year}, {RUN_DATE.month}, {RUN_DATE.day}))\n")
 
 pytestmark = pytest.mark.slow
 

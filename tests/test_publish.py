@@ -31,7 +31,7 @@ def loaded_trust(module_database_url):
     mp.setenv("TRUST_CONFIG", str(trust_dir / "trust.yml"))
     mp.setenv("WAREHOUSE_URL", module_database_url)
     for urn in nightly.prepare_warehouse():
-        nightly.load_school(nightly.validate_school(nightly.extract_school(urn, RUN_DATE)))
+        nightly.ingest_school(urn, RUN_DATE)
     run_dbt(["build", "--exclude", "resource_type:test", "resource_type:unit_test"], url=module_database_url)
     config = load_trust_config()
     files = publish.export_watch_lists(RUN_DATE, config)
