@@ -305,7 +305,7 @@ def stage_marks(url: str, batch: LandedBatch, encoding: str, frames: dict[str, p
             ),
 
             days as (
-                -- Each distinct date written once: a batch has a few dozen, and working one out costs.
+                -- Each distinct date written once: a batch has at most a few hundred, and working one out costs.
                 select session_date, {SESSION_DAY} as session_day
                 from (select distinct session_date from trimmed) as written
             ),

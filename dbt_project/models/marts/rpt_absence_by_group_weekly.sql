@@ -18,8 +18,8 @@
 --
 -- Incremental, as int_absence_by_group_weekly: a night rebuilds, in each academic year
 -- it changed, the weeks from the first changed one on, and the same weeks of the year
--- after (whose previous-year columns they are). Rebuilt whole, this table was the
--- night's slowest report at 100 schools.
+-- after (whose previous-year columns they are). Rebuilt whole, it took 34.1 s of the
+-- night at 100 schools, the fourth slowest model.
 with
 {% if is_incremental() %}
 first_changed_weeks as (
