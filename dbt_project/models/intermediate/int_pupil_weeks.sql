@@ -6,6 +6,7 @@
         on_schema_change='fail',
         indexes=[{'columns': ['pupil_key', 'academic_year']}, {'columns': ['school_urn', 'school_week_number']},
                  {'columns': ['session_marks_built_at']}],
+        pre_hook="{{ 'set local enable_sort = off' if not is_incremental() }}",
     )
 }}
 -- One row per enrolment per school week it had marks in: the week's session counts
@@ -17,6 +18,11 @@
 -- pupil-year whose marks it changed, the weeks from the first changed one on, and
 -- carries the running totals forward from the stored week before it. A new day
 -- touches only its own week.
+--
+-- A full build reads the marks in pupil order (their (pupil_key, session_date) index) and
+-- looks each day up in int_school_days, so each pupil's weeks are grouped as they stream by.
+-- PostgreSQL prefers to hash-join every mark and sort them all on disk (at 20 schools 12.2 s
+-- against 7.3 s, a 500 MB sort that grows with the history), so its full sort is turned off.
 {% set measures = ['possible_sessions', 'attended_sessions', 'absence_sessions', 'unauthorised_absence_sessions', 'late_sessions'] %}
 with
 {% if is_incremental() %}

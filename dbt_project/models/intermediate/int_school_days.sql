@@ -1,3 +1,4 @@
+{{ config(indexes=[{'columns': ['school_urn', 'session_date'], 'unique': true}]) }}
 -- The days each school was open (at least one possible session recorded), numbered
 -- so that windows of school days and school weeks can cross terms and years.
 -- Half-terms are the runs of open days between breaks of more than a week;

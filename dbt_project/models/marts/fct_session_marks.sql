@@ -128,13 +128,17 @@ candidates as (
 ),
 
 ranked as (
+    -- One window gives both the latest version and how many were seen: one sort, where a
+    -- row_number and a count over the same partition took two passes (at 20 schools the full
+    -- build's select 10.5 s against 12.3 s). Ordered by the raw key instead, the raw table's
+    -- primary key could feed it unsorted, but only while the table lies in key order: history
+    -- loaded night by night lies in date order, and sorting by the raw key took 13.1 s.
     select
         candidates.*,
-        row_number() over (
-            partition by pupil_key, session_date, session_name order by extract_date desc
-        ) as version_rank,
-        count(*) over (partition by pupil_key, session_date, session_name) as versions_seen
+        lead(extract_date) over by_version is null as is_latest_version,
+        row_number() over by_version as version_number
     from candidates
+    window by_version as (partition by pupil_key, session_date, session_name order by extract_date)
 ),
 
 codes as (
@@ -160,7 +164,7 @@ select
     coalesce(codes.counts_as_absence, false) as is_absent,
     coalesce(codes.is_late, false) as is_late,
     ranked.minutes_late,
-    ranked.versions_seen > 1 as was_amended,
+    ranked.version_number > 1 as was_amended,
     ranked.extract_date as latest_extract_date,
     ranked.first_seen_at as loaded_at,
     cast('{{ run_started_at.isoformat() }}' as timestamptz) as built_at
@@ -169,4 +173,4 @@ left join codes
     on ranked.attendance_code = codes.attendance_code
     and ranked.session_date >= codes.valid_from
     and (codes.valid_to is null or ranked.session_date < codes.valid_to)
-where ranked.version_rank = 1
+where ranked.is_latest_version
