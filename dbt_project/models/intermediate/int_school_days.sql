@@ -1,3 +1,4 @@
+-- Indexed by day: int_pupil_weeks' full build looks each mark's day up here as the marks stream by.
 {{ config(indexes=[{'columns': ['school_urn', 'session_date'], 'unique': true}]) }}
 -- The days each school was open (at least one possible session recorded), numbered
 -- so that windows of school days and school weeks can cross terms and years.
