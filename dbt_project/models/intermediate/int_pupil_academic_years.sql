@@ -2,8 +2,8 @@
 -- The MIS records the year group at extract time (or at leaving, for leavers);
 -- earlier years count back one year group per academic year.
 with pupil_years as (
-    select distinct pupil_key, academic_year
-    from {{ ref('fct_session_marks') }}
+    select pupil_key, academic_year
+    from {{ ref('int_pupil_academic_years__marked') }}
 ),
 
 last_leaving as (
