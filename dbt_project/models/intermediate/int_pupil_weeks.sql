@@ -4,7 +4,8 @@
         unique_key=['pupil_key', 'academic_year', 'week_start_date'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        indexes=[{'columns': ['pupil_key', 'academic_year']}, {'columns': ['school_urn', 'school_week_number']},
+        indexes=[{'columns': ['pupil_key', 'academic_year', 'week_start_date']},
+                 {'columns': ['school_urn', 'school_week_number']},
                  {'columns': ['session_marks_built_at']}],
         pre_hook="{{ 'set local enable_sort = off' if not is_incremental() }}",
     )
@@ -36,25 +37,23 @@ changed as (
 ),
 
 carried as (
-    -- Each changed pupil-year's running totals at the end of the last week before its first changed one.
-    select *
-    from (
+    -- Each changed pupil-year's running totals at the end of the last week before its first
+    -- changed one: one step back along the (pupil_key, academic_year, week_start_date) index,
+    -- where ranking every stored week of the pupil-year read 856 k weeks at 100 schools (1.6 s).
+    select changed.pupil_key, changed.academic_year, before_change.*
+    from changed
+    cross join lateral (
         select
-            stored.pupil_key,
-            stored.academic_year,
             {% for measure in measures %}
-            stored.year_to_date_{{ measure }} as carried_{{ measure }},
+            stored.year_to_date_{{ measure }} as carried_{{ measure }}{{ "," if not loop.last }}
             {% endfor %}
-            row_number() over (
-                partition by stored.pupil_key, stored.academic_year order by stored.week_start_date desc
-            ) as weeks_back
         from {{ this }} as stored
-        inner join changed
-            on stored.pupil_key = changed.pupil_key
-            and stored.academic_year = changed.academic_year
-            and stored.week_start_date < changed.first_changed_week
+        where stored.pupil_key = changed.pupil_key
+          and stored.academic_year = changed.academic_year
+          and stored.week_start_date < changed.first_changed_week
+        order by stored.week_start_date desc
+        limit 1
     ) as before_change
-    where weeks_back = 1
 ),
 {% endif %}
 
