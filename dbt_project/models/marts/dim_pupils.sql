@@ -1,5 +1,8 @@
+{{ config(indexes=[{'columns': ['pupil_key']}]) }}
 -- Identifying pupil details, kept apart from the analytical marts: BI roles get
 -- the pseudonymous pupil_key by default and this table only where the role needs names.
+-- Indexed for the watch lists, which look each listed pupil's name up
+-- (a query per school a night: a table scan took 50 ms at 100 schools, the index a few).
 select
     pupil_key,
     school_urn,

@@ -1,7 +1,10 @@
+{{ config(indexes=[{'columns': ['school_urn', 'session_date']}]) }}
 -- Register quality per school, date, session and register (form group), this academic
 -- year: missing marks, and N codes (reason not yet established) with their age in
 -- school days. Freshness per school is in dim_schools. The counts are kept in
 -- int_register_sessions (a night recounts what it changed); only the ages move every night.
+-- Indexed by school and date: each school's exception email reads its latest day
+-- (a query per school a night: a table scan took 50 ms at 100 schools, the index a few).
 {% set n_code_days = var('unresolved_n_code_school_days', 5) %}
 with reporting as (
     select as_of_date from {{ ref('int_reporting_date') }}
