@@ -1,11 +1,15 @@
+{{ config(indexes=[{'columns': ['school_urn']}]) }}
 -- Watch-list criteria per enrolment as at the as-at date (this academic year), and
 -- whether the pupil is newly on the list since the end of the previous school week.
 -- Thresholds: rules doc "Thresholds that trigger action" and the charter (seed 000).
+-- Indexed by school: each school's watch lists and exception email read its rows
+-- (a query per school a night: a table scan took 50 ms at 100 schools, the index a few).
 {% set persistent_lates = var('persistent_lates_in_4_weeks', 4) %}
 {% set n_code_days = var('unresolved_n_code_school_days', 5) %}
 {#- Runs of absence and N-code ages are read from this many recent school days (more
-    for a pupil absent throughout them); it must be at least n_code_days. -#}
-{% set streak_window_days = [20, n_code_days] | max %}
+    for a pupil absent throughout them); it must be at least n_code_days. Two school weeks:
+    at 100 schools, 20 days read 3.2 M marks a night and the model took 12.2 s; 10 days, 8.4 s. -#}
+{% set streak_window_days = [10, n_code_days] | max %}
 
 with reporting as (
     -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
