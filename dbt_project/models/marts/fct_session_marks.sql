@@ -39,20 +39,23 @@
     select max(loaded_at) as loaded_at from {{ this }}
     where built_at = (select max(built_at) from {{ this }})
 {% endset %}
+{% set loaded_batches_sql %}
+    -- A batch's marks are stored in the transaction that records it, so they carry its time.
+    select school_urn, extract_date
+    from {{ ref('stg_mis__load_batches') }}
+    where recorded_at > ({{ watermark_sql }})
+{% endset %}
 {% set rerun_batches_sql %}
     -- Batches (re)loaded since the last build for a night this model has already seen.
     select batches.school_urn, batches.extract_date
-    from {{ ref('stg_mis__load_batches') }} as batches
-    where batches.recorded_at > ({{ watermark_sql }})
-      and batches.extract_date <= (
+    from ({{ loaded_batches_sql }}) as batches
+    where batches.extract_date <= (
           select max(existing.latest_extract_date) from {{ this }} as existing
           where existing.school_urn = batches.school_urn
       )
 {% endset %}
 {% set has_rerun_batches = execute and run_query(rerun_batches_sql).rows | length > 0 %}
-with watermark as (
-    {{ watermark_sql }}
-),
+with
 {% if has_rerun_batches %}
 
 rerun_marks as (
@@ -68,10 +71,7 @@ rerun_marks as (
 {% endif %}
 
 loaded_batches as (
-    -- A batch's marks are stored in the transaction that records it, so they carry its time.
-    select school_urn, extract_date
-    from {{ ref('stg_mis__load_batches') }}
-    where recorded_at > (select loaded_at from watermark)
+    {{ loaded_batches_sql }}
 ),
 
 touched as (
@@ -82,8 +82,7 @@ touched as (
     -- The same dates as constants, so the raw table's extract_date index finds the night's rows. As a
     -- subquery they were planned as 1/n_distinct of the table: a week after a trust's history came
     -- in one extract, a third of it, and the night read all 39 M marks at 100 schools (5 s).
-    where marks.extract_date in {{ query_values_as_literals(
-        "select distinct extract_date from " ~ ref('stg_mis__load_batches') ~ " where recorded_at > (" ~ watermark_sql ~ ")") }}
+    where marks.extract_date in {{ query_values_as_literals("select distinct extract_date from (" ~ loaded_batches_sql ~ ") as batches") }}
 {%- if has_rerun_batches %}
     union
     select marks.school_urn, marks.pupil_id, marks.session_date, marks.session_name
