@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import smtplib
 import ssl
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -67,7 +68,7 @@ join marts.fct_pupil_attendance as attendance
     on attendance.pupil_key = watch.pupil_key
     and attendance.academic_year = (select max(academic_year) from marts.fct_pupil_attendance)
 where watch.school_urn = :school_urn
-order by watch.attendance_rate, pupils.legal_surname, pupils.legal_forename
+order by watch.attendance_rate, pupils.legal_surname, pupils.legal_forename, watch.pupil_key  -- the key: the same order every night
 """
 SHOWN_COLUMNS = [
     "pupil_name", "upn", "form", "year_group", "pupil_premium", "sen_provision", "eal", "looked_after",
@@ -170,30 +171,25 @@ def _cell(value):
 def export_watch_lists(run_date: dt.date, config: TrustConfig | None = None) -> dict[str, WatchListFiles]:
     """Per-school workbooks and CSVs, and the trust summary (counts only, no names).
 
-    The lists are read school by school; writing the workbooks, most of the time (openpyxl, about
-    0.1 s a school), is shared between one process per core, as nothing else runs at that point.
+    The lists are read school by school here while writing the workbooks, most of the time
+    (openpyxl, about 0.1 s a school), is shared between one process per core.
     """
     config = config or load_trust_config()
-    warehouse = engine()
-    with warehouse.connect() as conn:
-        pupils = [school_pupils(conn, school.urn) for school in config.schools]
-    warehouse.dispose()  # no pooled connection for the worker processes to inherit
-    written = _map_in_processes(write_watch_list, pupils, config.schools,
-                                [outbox_folder(config, run_date, school.urn) for school in config.schools],
-                                [run_date] * len(config.schools))
-    files = {school_files.school_urn: school_files for school_files in written}
+    workers = max(1, min(len(config.schools), os.cpu_count() or 1))
+    files, in_flight = {}, deque()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as writers:
+        writers.submit(int).result()  # fork the writers now, before this process opens a connection
+        with engine().connect() as conn:
+            for school in config.schools:
+                in_flight.append(writers.submit(write_watch_list, school_pupils(conn, school.urn), school,
+                                                outbox_folder(config, run_date, school.urn), run_date))
+                while len(in_flight) > 2 * workers:  # a few schools' lists in memory, not the trust's
+                    written = in_flight.popleft().result()
+                    files[written.school_urn] = written
+        for written in (future.result() for future in in_flight):
+            files[written.school_urn] = written
     write_trust_summary(config, run_date, files)
     return files
-
-
-def _map_in_processes(function, *arguments: list) -> list:
-    """``map(function, *arguments)`` in one forked process per core (forked, they start with
-    this process's imports); in this process when there is one core or one item."""
-    workers = min(len(arguments[0]), os.cpu_count() or 1)
-    if workers < 2:
-        return list(map(function, *arguments))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(function, *arguments))
 
 
 def write_trust_summary(config: TrustConfig, run_date: dt.date, files: dict[str, WatchListFiles]) -> Path:
