@@ -13,7 +13,7 @@ import yaml
 
 import handbuilt
 from trust_attendance import nightly
-from trust_attendance.paths import var_dir
+from trust_attendance.paths import DBT_PROJECT_DIR, var_dir
 from trust_attendance.warehouse import run_dbt
 
 NIGHT_1 = dt.date(2026, 9, 19)   # registers to Friday 18 September
@@ -58,7 +58,7 @@ def test_unit_tests_on_a_built_warehouse(trust, database_url, monkeypatch):
     result = run_dbt(["test", "--select", "test_type:unit"], url=database_url)
     done = re.search(r"Done\. PASS=(\d+) WARN=\d+ ERROR=(\d+) SKIP=\d+ NO-OP=\d+ TOTAL=(\d+)", result.stdout)
     # everything ran and passed: every unit test in the project and the on-run-start hook (which dbt counts too)
-    unit_tests = [test["name"] for path in (Path(__file__).resolve().parents[1] / "dbt_project" / "models").glob("*/_*.yml")
+    unit_tests = [test["name"] for path in (DBT_PROJECT_DIR / "models").glob("*/_*.yml")
                   for test in yaml.safe_load(path.read_text()).get("unit_tests", [])]
     assert len(unit_tests) >= 8 and all(name in result.stdout for name in unit_tests)
     assert done and done[2] == "0" and done[1] == done[3] == str(len(unit_tests) + 1)
