@@ -129,3 +129,40 @@ def test_a_pupil_with_no_mark_for_an_open_session_is_listed(batch, database_url)
     [warning] = report.warnings()
     assert warning.rule == "every pupil on roll has a mark for every session the school was open"
     assert warning.values == ["2026-09-09 PM HB-1 (2A)"] and warning.count == 1
+
+
+def test_small_files_unchanged_since_a_checked_batch_keep_its_findings(batch, database_url, tmp_path):
+    """A school re-sends its pupils and enrolments every night, mostly byte for byte: GX checks them
+    again only when something they depend on changed, and the findings of the batch that was
+    checked stand, lines and all."""
+    _edit(batch.file("pupils.csv"), 2, ",F,WBRI,", ",U,WBRI,")  # HB-1's sex: a warning
+    first, _ = validate_batch(batch, database_url)
+    [warning] = first.warnings()
+    assert warning.file == "pupils.csv" and warning.lines == [2] and first.small_files_checked_on is None
+
+    next_night = LandedBatch(batch.school_urn, EXTRACT_DATE + dt.timedelta(days=1), tmp_path / "next")
+    shutil.copytree(batch.folder, next_night.folder)  # the same files a night later
+    second, _ = validate_batch(next_night, database_url)
+    assert second.small_files_checked_on == EXTRACT_DATE.isoformat()
+    assert [f.message() for f in second.findings] == [warning.message()]
+    validations = Path(second.data_docs).parent / "validations"  # validations/<suite>/.../<batch>.html
+    suites_rendered = {page.relative_to(validations).parts[0] for page in validations.glob("**/*.html")}
+    assert "register_marks" in suites_rendered and "pupils" not in suites_rendered  # GX ran the marks' suites only
+
+    _edit(next_night.file("pupils.csv"), 2, ",U,WBRI,", ",F,WBRI,")  # the school corrects it
+    third, _ = validate_batch(next_night, database_url)
+    assert third.small_files_checked_on is None and third.findings == []
+
+
+def test_what_the_small_files_checks_depend_on(batch):
+    from trust_attendance.validate import small_files_key, suite_parameters
+
+    names = ["pupils.csv", "enrolments.csv"]
+    tonight = suite_parameters(batch.school_urn, EXTRACT_DATE)
+    key = small_files_key(batch, names, tonight)
+    # The dates bound the marks only: a later night's parameters leave the key as it was.
+    assert small_files_key(batch, names, suite_parameters(batch.school_urn, EXTRACT_DATE + dt.timedelta(days=1))) == key
+    assert small_files_key(batch, names, tonight | {"school_urn": ["100001"]}) != key  # the pupils' school is checked
+    assert small_files_key(batch, ["pupils.csv"], tonight) != key
+    batch.file("enrolments.csv").write_text(batch.file("enrolments.csv").read_text() + "\n")
+    assert small_files_key(batch, names, tonight) != key

@@ -65,7 +65,8 @@ def load_school(validated: dict) -> dict | None:
     batch = LandedBatch.from_dict(validated["batch"])
     report = ValidationReport(batch.school_urn, batch.extract_date.isoformat(),
                               data_docs=validated["report"]["data_docs"],
-                              staged_marks=validated["report"]["staged_marks"])
+                              staged_marks=validated["report"]["staged_marks"],
+                              small_files_checked_on=validated["report"]["small_files_checked_on"])
     report.findings = [validate.Finding(**{k: v for k, v in f.items() if k != "message"})
                        for f in validated["report"]["findings"]]
     result = load.load_batch(warehouse_url(), batch, report)

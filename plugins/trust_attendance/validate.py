@@ -11,7 +11,9 @@ The marks, a year or two of every pupil's sessions, never pass through Python:
 PostgreSQL's COPY parses marks.csv into a table of the ``validation`` schema,
 GX checks that table where it lies (SQL datasource), and the load step inserts
 from it. Memory does not grow with the size of a school or trust. The small
-files (pupils, enrolments, results) are parsed and checked with pandas.
+files (pupils, enrolments, results) are parsed and checked with pandas, unless
+the school sent the very same files to a batch already checked: their findings
+stand from it (``small_file_findings``).
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ import contextlib
 import copy
 import csv
 import datetime as dt
+import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -39,6 +43,7 @@ from .paths import EXPECTATIONS_DIR, var_dir
 from .sources import LandedBatch
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+log = logging.getLogger(__name__)
 
 LAYOUT = EXPORT_FILES
 MARKS_FILE = "marks.csv"
@@ -85,6 +90,7 @@ class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
     data_docs: str | None = None
     staged_marks: int | None = None  # rows of marks.csv staged for the load step
+    small_files_checked_on: str | None = None  # set when the small files' findings stand from that batch (same bytes)
 
     @property
     def passed(self) -> bool:
@@ -98,7 +104,9 @@ class ValidationReport:
 
     def to_dict(self) -> dict:
         return {"school_urn": self.school_urn, "extract_date": self.extract_date, "passed": self.passed,
-                "data_docs": self.data_docs, "staged_marks": self.staged_marks, "findings": [asdict(f) | {"message": f.message()} for f in self.findings]}
+                "data_docs": self.data_docs, "staged_marks": self.staged_marks,
+                "small_files_checked_on": self.small_files_checked_on,
+                "findings": [asdict(f) | {"message": f.message()} for f in self.findings]}
 
 
 class ParseError(ValueError):
@@ -620,6 +628,73 @@ def _exception_messages(info: dict | None) -> list[str]:
     return [f"check could not run: {e.get('exception_message')}" for e in entries if isinstance(e, dict) and e.get("raised_exception")]
 
 
+# The small files' last checks per school: a school re-sends its whole pupil list every night, and
+# most nights not a byte of it changes; checking it again would find the same, at a quarter of a
+# batch's validation time (two GX runs of a dozen expectations).
+SMALL_FILE_CHECKS_DDL = f"""
+create table if not exists {STAGING_SCHEMA}.small_file_checks (
+    school_urn   text primary key,
+    checks_key   text not null,  -- sha256 of everything the checks' outcome depends on
+    extract_date date not null,  -- the batch they were run on
+    findings     jsonb not null
+)"""
+MODULE_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).digest()  # parsing and normalising live here
+
+
+def _parameters_used(document) -> set[str]:
+    """The suite parameters a suite document refers to ({"$PARAMETER": name})."""
+    if isinstance(document, dict):
+        return ({document["$PARAMETER"]} if "$PARAMETER" in document else set()).union(
+            *(_parameters_used(v) for v in document.values()))
+    if isinstance(document, list):
+        return set().union(*(_parameters_used(v) for v in document))
+    return set()
+
+
+def small_files_key(batch: LandedBatch, file_names: list[str], parameters: dict) -> str:
+    """What the small files' checks depend on: the files' bytes, taken together (enrolments and
+    results are checked against the pupils), their suites and the parameters those use, the code
+    that parses them (this module) and GX's version."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(MODULE_SOURCE_DIGEST + version("great_expectations").encode())
+    for name in sorted(file_names):
+        suite = load_suite_document(SUITE_FOR_FILE[name])
+        used = {p: parameters[p] for p in sorted(_parameters_used(suite))}
+        for part in (name, batch.file(name).read_bytes(), json.dumps(suite, sort_keys=True), json.dumps(used)):
+            digest.update(hashlib.sha256(part if isinstance(part, bytes) else part.encode()).digest())
+    return digest.hexdigest()
+
+
+def small_file_findings(url: str, batch: LandedBatch, frames: dict[str, pd.DataFrame], parameters: dict,
+                        runner: "GxRunner") -> tuple[list[Finding], str | None]:
+    """The GX findings on the batch's small files, and the extract date they were checked on when
+    they are the same files that school sent before (None: checked now)."""
+    from .load import connect
+
+    names = [name for name in frames if name in SUITE_FOR_FILE]
+    key = small_files_key(batch, names, parameters)
+    with connect(url) as conn:
+        conn.execute("select pg_advisory_xact_lock(hashtext('trust_attendance.small_file_checks'))")
+        conn.execute(f"create schema if not exists {STAGING_SCHEMA}")
+        conn.execute(SMALL_FILE_CHECKS_DDL)
+        last = conn.execute(f"select extract_date, findings from {STAGING_SCHEMA}.small_file_checks "
+                            "where school_urn = %s and checks_key = %s", (batch.school_urn, key)).fetchone()
+    if last is not None:
+        log.info("school %s: %s unchanged since the batch of %s; its checks stand (%d finding(s)), not run again",
+                 batch.school_urn, ", ".join(names), last[0], len(last[1]))
+        return [Finding(**finding) for finding in last[1]], last[0].isoformat()
+    findings = [finding for name in names for finding in runner.run(name, frames[name], parameters, batch.school_urn)]
+    with connect(url) as conn:
+        conn.execute(f"""
+            insert into {STAGING_SCHEMA}.small_file_checks (school_urn, checks_key, extract_date, findings)
+            values (%s, %s, %s, %s)
+            on conflict (school_urn) do update set checks_key = excluded.checks_key,
+                extract_date = excluded.extract_date, findings = excluded.findings""",
+            (batch.school_urn, key, batch.extract_date, json.dumps([asdict(f) for f in findings])))
+    return findings, None
+
+
 @lru_cache(maxsize=1)
 def _runner() -> GxRunner:
     return GxRunner()
@@ -646,9 +721,8 @@ def validate_batch(batch: LandedBatch, url: str) -> tuple[ValidationReport, dict
     runner = _runner()
     runner.start_batch()
     parameters = suite_parameters(batch.school_urn, batch.extract_date)
-    for file_name, frame in frames.items():
-        if file_name in SUITE_FOR_FILE:
-            report.findings += runner.run(file_name, frame, parameters, batch.school_urn)
+    findings, report.small_files_checked_on = small_file_findings(url, batch, frames, parameters, runner)
+    report.findings += findings
     report.findings += runner.run_staged(url, _staged_name(batch, "marks"), MARKS_FILE, parameters, batch.school_urn,
                                          index_columns=["line_number"])
     for finding in runner.run_staged(url, _staged_name(batch, "completeness"), "register completeness", parameters,
