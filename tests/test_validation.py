@@ -132,37 +132,46 @@ def test_a_pupil_with_no_mark_for_an_open_session_is_listed(batch, database_url)
 
 
 def test_small_files_unchanged_since_a_checked_batch_keep_its_findings(batch, database_url, tmp_path):
-    """A school re-sends its pupils and enrolments every night, mostly byte for byte: GX checks them
-    again only when something they depend on changed, and the findings of the batch that was
-    checked stand, lines and all."""
+    """A school re-sends its pupils and enrolments every night, mostly byte for byte: GX checks a
+    file again only when something its checks depend on changed, and the findings of the batch
+    that was checked stand, lines and all."""
     _edit(batch.file("pupils.csv"), 2, ",F,WBRI,", ",U,WBRI,")  # HB-1's sex: a warning
     first, _ = validate_batch(batch, database_url)
     [warning] = first.warnings()
-    assert warning.file == "pupils.csv" and warning.lines == [2] and first.small_files_checked_on is None
+    assert warning.file == "pupils.csv" and warning.lines == [2] and first.small_files_checked_on == {}
 
     next_night = LandedBatch(batch.school_urn, EXTRACT_DATE + dt.timedelta(days=1), tmp_path / "next")
     shutil.copytree(batch.folder, next_night.folder)  # the same files a night later
     second, _ = validate_batch(next_night, database_url)
-    assert second.small_files_checked_on == EXTRACT_DATE.isoformat()
+    checked_on = EXTRACT_DATE.isoformat()
+    assert second.small_files_checked_on == {"pupils.csv": checked_on, "enrolments.csv": checked_on}
     assert [f.message() for f in second.findings] == [warning.message()]
     validations = Path(second.data_docs).parent / "validations"  # validations/<suite>/.../<batch>.html
     suites_rendered = {page.relative_to(validations).parts[0] for page in validations.glob("**/*.html")}
-    assert "register_marks" in suites_rendered and "pupils" not in suites_rendered  # GX ran the marks' suites only
+    assert suites_rendered == {"register_marks", "register_completeness"}  # GX ran the marks' suites only
 
-    _edit(next_night.file("pupils.csv"), 2, ",U,WBRI,", ",F,WBRI,")  # the school corrects it
+    _edit(next_night.file("enrolments.csv"), 3, "2025-09-03,,C", "2025-09-03,,X")  # HB-2: no such status
     third, _ = validate_batch(next_night, database_url)
-    assert third.small_files_checked_on is None and third.findings == []
+    assert third.small_files_checked_on == {"pupils.csv": checked_on}  # the pupils' findings still stand
+    assert {(f.file, f.severity) for f in third.findings} == {("pupils.csv", "warning"), ("enrolments.csv", "critical")}
+
+    _edit(next_night.file("pupils.csv"), 2, ",U,WBRI,", ",F,WBRI,")  # the school corrects the pupil
+    fourth, _ = validate_batch(next_night, database_url)
+    assert fourth.small_files_checked_on == {}  # enrolments are checked against the pupils: both again
+    assert [f.file for f in fourth.findings] == ["enrolments.csv"]
 
 
-def test_what_the_small_files_checks_depend_on(batch):
-    from trust_attendance.validate import small_files_key, suite_parameters
+def test_what_a_small_files_checks_depend_on(batch):
+    from trust_attendance.validate import small_file_key, suite_parameters
 
-    names = ["pupils.csv", "enrolments.csv"]
     tonight = suite_parameters(batch.school_urn, EXTRACT_DATE)
-    key = small_files_key(batch, names, tonight)
-    # The dates bound the marks only: a later night's parameters leave the key as it was.
-    assert small_files_key(batch, names, suite_parameters(batch.school_urn, EXTRACT_DATE + dt.timedelta(days=1))) == key
-    assert small_files_key(batch, names, tonight | {"school_urn": ["100001"]}) != key  # the pupils' school is checked
-    assert small_files_key(batch, ["pupils.csv"], tonight) != key
+    pupils, enrolments = (small_file_key(batch, name, tonight) for name in ("pupils.csv", "enrolments.csv"))
+    # The dates bound the marks only: a later night's parameters leave the keys as they were.
+    later = suite_parameters(batch.school_urn, EXTRACT_DATE + dt.timedelta(days=1))
+    assert (small_file_key(batch, "pupils.csv", later), small_file_key(batch, "enrolments.csv", later)) == (pupils, enrolments)
+    assert small_file_key(batch, "pupils.csv", tonight | {"school_urn": ["100001"]}) != pupils  # the school is checked
     batch.file("enrolments.csv").write_text(batch.file("enrolments.csv").read_text() + "\n")
-    assert small_files_key(batch, names, tonight) != key
+    assert small_file_key(batch, "enrolments.csv", tonight) != enrolments
+    assert small_file_key(batch, "pupils.csv", tonight) == pupils
+    batch.file("pupils.csv").write_text(batch.file("pupils.csv").read_text() + "\n")
+    assert small_file_key(batch, "pupils.csv", tonight) != pupils

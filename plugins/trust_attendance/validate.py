@@ -12,8 +12,8 @@ PostgreSQL's COPY parses marks.csv into a table of the ``validation`` schema,
 GX checks that table where it lies (SQL datasource), and the load step inserts
 from it. Memory does not grow with the size of a school or trust. The small
 files (pupils, enrolments, results) are parsed and checked with pandas, unless
-the school sent the very same files to a batch already checked: their findings
-stand from it (``small_file_findings``).
+the school sent the very same file to a batch already checked: its findings
+stand from that batch (``small_file_findings``).
 """
 from __future__ import annotations
 
@@ -90,7 +90,8 @@ class ValidationReport:
     findings: list[Finding] = field(default_factory=list)
     data_docs: str | None = None
     staged_marks: int | None = None  # rows of marks.csv staged for the load step
-    small_files_checked_on: str | None = None  # set when the small files' findings stand from that batch (same bytes)
+    # small files whose findings stand from an earlier batch (same bytes): file name -> its extract date
+    small_files_checked_on: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -628,17 +629,20 @@ def _exception_messages(info: dict | None) -> list[str]:
     return [f"check could not run: {e.get('exception_message')}" for e in entries if isinstance(e, dict) and e.get("raised_exception")]
 
 
-# The small files' last checks per school: a school re-sends its whole pupil list every night, and
-# most nights not a byte of it changes; checking it again would find the same, at a quarter of a
-# batch's validation time (two GX runs of a dozen expectations).
+# The small files' last checks per school and file: a school re-sends its whole pupil list and
+# enrolments every night, and most nights not a byte of them changes; checking them again would
+# find the same, at a third of a batch's validation time (a GX run of a dozen expectations each).
 SMALL_FILE_CHECKS_DDL = f"""
 create table if not exists {STAGING_SCHEMA}.small_file_checks (
-    school_urn   text primary key,
-    checks_key   text not null,  -- sha256 of everything the checks' outcome depends on
+    school_urn   text not null,
+    file_name    text not null,
+    checks_key   text not null,  -- sha256 of everything the file's checks depend on
     extract_date date not null,  -- the batch they were run on
-    findings     jsonb not null
+    findings     jsonb not null,
+    primary key (school_urn, file_name)
 )"""
 MODULE_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).digest()  # parsing and normalising live here
+CHECKED_AGAINST_PUPILS = "pupils.csv"  # enrolments and results name pupils that must be in it
 
 
 def _parameters_used(document) -> set[str]:
@@ -651,48 +655,55 @@ def _parameters_used(document) -> set[str]:
     return set()
 
 
-def small_files_key(batch: LandedBatch, file_names: list[str], parameters: dict) -> str:
-    """What the small files' checks depend on: the files' bytes, taken together (enrolments and
-    results are checked against the pupils), their suites and the parameters those use, the code
-    that parses them (this module) and GX's version."""
+def small_file_key(batch: LandedBatch, name: str, parameters: dict) -> str:
+    """What a small file's checks depend on: its bytes (and the pupil list's, which the other files
+    are checked against), its suite and the parameters that uses, the code that parses it (this
+    module) and GX's version."""
     from importlib.metadata import version
 
+    suite = load_suite_document(SUITE_FOR_FILE[name])
+    used = {p: parameters[p] for p in sorted(_parameters_used(suite))}
     digest = hashlib.sha256(MODULE_SOURCE_DIGEST + version("great_expectations").encode())
-    for name in sorted(file_names):
-        suite = load_suite_document(SUITE_FOR_FILE[name])
-        used = {p: parameters[p] for p in sorted(_parameters_used(suite))}
-        for part in (name, batch.file(name).read_bytes(), json.dumps(suite, sort_keys=True), json.dumps(used)):
-            digest.update(hashlib.sha256(part if isinstance(part, bytes) else part.encode()).digest())
+    for part in (name, batch.file(name).read_bytes(), batch.file(CHECKED_AGAINST_PUPILS).read_bytes(),
+                 json.dumps(suite, sort_keys=True), json.dumps(used)):
+        digest.update(hashlib.sha256(part if isinstance(part, bytes) else part.encode()).digest())
     return digest.hexdigest()
 
 
 def small_file_findings(url: str, batch: LandedBatch, frames: dict[str, pd.DataFrame], parameters: dict,
-                        runner: "GxRunner") -> tuple[list[Finding], str | None]:
-    """The GX findings on the batch's small files, and the extract date they were checked on when
-    they are the same files that school sent before (None: checked now)."""
+                        runner: "GxRunner") -> tuple[list[Finding], dict[str, str]]:
+    """The GX findings on the batch's small files, and for each file that is the same as one the
+    school sent to a batch already checked, that batch's extract date: its findings stand."""
     from .load import connect
 
-    names = [name for name in frames if name in SUITE_FOR_FILE]
-    key = small_files_key(batch, names, parameters)
+    keys = {name: small_file_key(batch, name, parameters) for name in frames if name in SUITE_FOR_FILE}
     with connect(url) as conn:
         conn.execute("select pg_advisory_xact_lock(hashtext('trust_attendance.small_file_checks'))")
         conn.execute(f"create schema if not exists {STAGING_SCHEMA}")
         conn.execute(SMALL_FILE_CHECKS_DDL)
-        last = conn.execute(f"select extract_date, findings from {STAGING_SCHEMA}.small_file_checks "
-                            "where school_urn = %s and checks_key = %s", (batch.school_urn, key)).fetchone()
-    if last is not None:
-        log.info("school %s: %s unchanged since the batch of %s; its checks stand (%d finding(s)), not run again",
-                 batch.school_urn, ", ".join(names), last[0], len(last[1]))
-        return [Finding(**finding) for finding in last[1]], last[0].isoformat()
-    findings = [finding for name in names for finding in runner.run(name, frames[name], parameters, batch.school_urn)]
-    with connect(url) as conn:
-        conn.execute(f"""
-            insert into {STAGING_SCHEMA}.small_file_checks (school_urn, checks_key, extract_date, findings)
-            values (%s, %s, %s, %s)
-            on conflict (school_urn) do update set checks_key = excluded.checks_key,
-                extract_date = excluded.extract_date, findings = excluded.findings""",
-            (batch.school_urn, key, batch.extract_date, json.dumps([asdict(f) for f in findings])))
-    return findings, None
+        checked = {name: (extract_date, findings) for name, key, extract_date, findings in conn.execute(
+            f"select file_name, checks_key, extract_date, findings from {STAGING_SCHEMA}.small_file_checks "
+            "where school_urn = %s", (batch.school_urn,)) if keys.get(name) == key}
+    findings, checked_on, checked_now = [], {}, []
+    for name in keys:
+        if name in checked:
+            checked_on[name] = checked[name][0].isoformat()
+            findings += [Finding(**finding) for finding in checked[name][1]]
+            log.info("school %s: %s unchanged since the batch of %s; its checks stand (%d finding(s)), not run again",
+                     batch.school_urn, name, checked_on[name], len(checked[name][1]))
+        else:
+            file_findings = runner.run(name, frames[name], parameters, batch.school_urn)
+            findings += file_findings
+            checked_now.append((batch.school_urn, name, keys[name], batch.extract_date,
+                                json.dumps([asdict(f) for f in file_findings])))
+    if checked_now:
+        with connect(url) as conn:
+            conn.cursor().executemany(f"""
+                insert into {STAGING_SCHEMA}.small_file_checks (school_urn, file_name, checks_key, extract_date, findings)
+                values (%s, %s, %s, %s, %s)
+                on conflict (school_urn, file_name) do update set checks_key = excluded.checks_key,
+                    extract_date = excluded.extract_date, findings = excluded.findings""", checked_now)
+    return findings, checked_on
 
 
 @lru_cache(maxsize=1)
