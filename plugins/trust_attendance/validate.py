@@ -641,7 +641,6 @@ create table if not exists {STAGING_SCHEMA}.small_file_checks (
     findings     jsonb not null,
     primary key (school_urn, file_name)
 )"""
-MODULE_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).digest()  # parsing and normalising live here
 CHECKED_AGAINST_PUPILS = "pupils.csv"  # enrolments and results name pupils that must be in it
 
 
@@ -655,15 +654,20 @@ def _parameters_used(document) -> set[str]:
     return set()
 
 
-def small_file_key(batch: LandedBatch, name: str, parameters: dict) -> str:
-    """What a small file's checks depend on: its bytes (and the pupil list's, which the other files
-    are checked against), its suite and the parameters that uses, the code that parses it (this
-    module) and GX's version."""
+@lru_cache(maxsize=1)
+def _checking_code_digest() -> bytes:
+    """The code every check depends on: this module (parsing and normalising) and GX's version."""
     from importlib.metadata import version
 
+    return hashlib.sha256(Path(__file__).read_bytes() + version("great_expectations").encode()).digest()
+
+
+def small_file_key(batch: LandedBatch, name: str, parameters: dict) -> str:
+    """What a small file's checks depend on: its bytes (and the pupil list's, which the other files
+    are checked against), its suite and the parameters that uses, and the checking code."""
     suite = load_suite_document(SUITE_FOR_FILE[name])
     used = {p: parameters[p] for p in sorted(_parameters_used(suite))}
-    digest = hashlib.sha256(MODULE_SOURCE_DIGEST + version("great_expectations").encode())
+    digest = hashlib.sha256(_checking_code_digest())
     for part in (name, batch.file(name).read_bytes(), batch.file(CHECKED_AGAINST_PUPILS).read_bytes(),
                  json.dumps(suite, sort_keys=True), json.dumps(used)):
         digest.update(hashlib.sha256(part if isinstance(part, bytes) else part.encode()).digest())
