@@ -32,6 +32,17 @@ weeks_to_build as (
     select academic_year + 1, first_changed_week from first_changed_weeks
 ),
 
+weeks_built as materialized (
+    -- The weeks this run writes, each one (the counts hold them): a year earlier, only these
+    -- same weeks are read, not the rest of that year (at 20 schools, 82 k rows sorted for the
+    -- join against 15 k; the query 0.7-1.0 s against 0.2-0.3 s).
+    select distinct grouped.academic_year, grouped.academic_week_number
+    from {{ ref('int_absence_by_group_weekly') }} as grouped
+    inner join weeks_to_build
+        on grouped.academic_year = weeks_to_build.academic_year
+        and grouped.academic_week_number >= weeks_to_build.first_changed_week
+),
+
 {% endif %}
 measured as (
     select
@@ -44,9 +55,9 @@ measured as (
     {% if is_incremental() %}
     -- the weeks to build, and the same weeks a year earlier that sit beside them
     where exists (
-        select 1 from weeks_to_build
-        where grouped.academic_year in (weeks_to_build.academic_year, weeks_to_build.academic_year - 1)
-            and grouped.academic_week_number >= weeks_to_build.first_changed_week
+        select 1 from weeks_built
+        where grouped.academic_year in (weeks_built.academic_year, weeks_built.academic_year - 1)
+            and grouped.academic_week_number = weeks_built.academic_week_number
     )
     {% endif %}
 )
@@ -84,8 +95,8 @@ left join measured as previous_year
     and previous_year.dimension_value = current_year.dimension_value
 {% if is_incremental() %}
 where exists (
-    select 1 from weeks_to_build
-    where weeks_to_build.academic_year = current_year.academic_year
-        and current_year.academic_week_number >= weeks_to_build.first_changed_week
+    select 1 from weeks_built
+    where weeks_built.academic_year = current_year.academic_year
+        and weeks_built.academic_week_number = current_year.academic_week_number
 )
 {% endif %}
