@@ -22,6 +22,30 @@ with pupil_weeks as (
     from ({{ pupil_weeks_from_first_changed_week() }}) as to_compute
 ),
 
+by_school_and_year_group as (
+    -- One pass over the pupil weeks: every scope and year-group breakdown below sums these
+    -- counts (an enrolment belongs to one school). Grouping the pupil weeks once per
+    -- breakdown read them six times.
+    select
+        school_urn,
+        phase,
+        academic_year,
+        academic_week_number,
+        year_group,
+        min(week_start_date) as week_start_date,
+        sum(case when is_pupil_premium then 1 else 0 end) as pupil_premium_enrolments,
+        sum(case when not is_pupil_premium then 1 else 0 end) as other_enrolments,
+        sum(case when is_pupil_premium then year_to_date_attended_sessions else 0 end) as pp_attended,
+        sum(case when is_pupil_premium then year_to_date_possible_sessions else 0 end) as pp_possible,
+        sum(case when not is_pupil_premium then year_to_date_attended_sessions else 0 end) as other_attended,
+        sum(case when not is_pupil_premium then year_to_date_possible_sessions else 0 end) as other_possible,
+        sum(case when is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end) as pp_persistent,
+        sum(case when not is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end) as other_persistent,
+        max(session_marks_built_at) as session_marks_built_at
+    from pupil_weeks
+    group by school_urn, phase, academic_year, academic_week_number, year_group
+),
+
 grouped as (
     {% for scope, scope_key in [('trust', "'Trust'"), ('phase', 'phase'), ('school', 'school_urn')] %}
     {% for year_group in ['all', 'each'] %}
@@ -34,16 +58,12 @@ grouped as (
         academic_week_number,
         min(week_start_date) as week_start_date,
         {{ "'All'" if year_group == 'all' else 'year_group' }} as year_group,
-        sum(case when is_pupil_premium then 1 else 0 end) as pupil_premium_enrolments,
-        sum(case when not is_pupil_premium then 1 else 0 end) as other_enrolments,
-        sum(case when is_pupil_premium then year_to_date_attended_sessions else 0 end) as pp_attended,
-        sum(case when is_pupil_premium then year_to_date_possible_sessions else 0 end) as pp_possible,
-        sum(case when not is_pupil_premium then year_to_date_attended_sessions else 0 end) as other_attended,
-        sum(case when not is_pupil_premium then year_to_date_possible_sessions else 0 end) as other_possible,
-        sum(case when is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end) as pp_persistent,
-        sum(case when not is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end) as other_persistent,
+        {% for count in ['pupil_premium_enrolments', 'other_enrolments', 'pp_attended', 'pp_possible',
+                         'other_attended', 'other_possible', 'pp_persistent', 'other_persistent'] %}
+        sum({{ count }}) as {{ count }},
+        {% endfor %}
         max(session_marks_built_at) as session_marks_built_at
-    from pupil_weeks
+    from by_school_and_year_group
     group by {% if not scope_key.startswith("'") %}{{ scope_key }}, {% endif %}academic_year, academic_week_number
         {%- if year_group == 'each' %}, year_group{% endif %}
     {% if not loop.last %}union all{% endif %}
