@@ -11,10 +11,10 @@
 -- group, per week of the academic year (the enrolments of a week are those with marks
 -- that week; PA/SA is year to date as at the end of the week).
 --
--- One pass over the pupil weeks per breakdown, at school level, counts both populations
--- at once (statutory school age conditionally); the trust's figures are its schools'
--- summed (an enrolment belongs to one school). Reading the pupil weeks once per
--- breakdown, scope and population instead cost four times the scans.
+-- One pass over the pupil weeks, at school level, counts every breakdown (grouping sets)
+-- and both populations at once (statutory school age conditionally); the trust's figures
+-- are its schools' summed (an enrolment belongs to one school). Reading the pupil weeks
+-- once per breakdown, scope and population instead cost four times the scans.
 --
 -- Incremental: a changed mark moves the year-to-date figures of its week and every
 -- later week of its academic year, so a night recomputes, in each academic year it
@@ -22,6 +22,12 @@
 -- Weeks already built keep the pupil characteristics they were built with; a
 -- full refresh restates every week with the latest ones.
 {% set populations = {'whole_school': 'true', 'statutory_school_age': 'is_statutory_school_age'} %}
+{#- The breakdowns grouped by a pupil characteristic, and the one labelled the same for everyone. -#}
+{% set grouped_breakdowns, constant_breakdowns = [], [] %}
+{%- for breakdown in pupil_breakdowns() %}
+{%- do (constant_breakdowns if breakdown[1].startswith("'") else grouped_breakdowns).append(breakdown) %}
+{%- endfor %}
+{% set whole_school_breakdown = constant_breakdowns | first %}
 {% set counts = {
     'enrolments': '1',
     'persistent_absence_enrolments': 'case when is_persistent_absence_to_date then 1 else 0 end',
@@ -39,13 +45,21 @@ with pupil_weeks as (
 ),
 
 by_school as (
-    {% for dimension, label in pupil_breakdowns() %}
+    -- Every breakdown in one pass over the pupil weeks (grouping sets): one set per
+    -- breakdown, and the set with no breakdown column for the whole school.
     select
         school_urn,
         academic_year,
         academic_week_number,
-        '{{ dimension }}' as dimension,
-        {{ label }} as dimension_value,
+        case
+            {% for dimension, label in grouped_breakdowns %}
+            when grouping(breakdown__{{ dimension }}) = 0 then '{{ dimension }}'
+            {% endfor %}
+            else '{{ whole_school_breakdown[0] }}'
+        end as dimension,
+        -- a breakdown's label is never null, so the set's own column is the one not null
+        coalesce({% for dimension, label in grouped_breakdowns %}breakdown__{{ dimension }}, {% endfor %}{{ whole_school_breakdown[1] }})
+            as dimension_value,
         {% for population, condition in populations.items() %}
         min(case when {{ condition }} then week_start_date end) as {{ population }}__week_start_date,
         {% for count, value in counts.items() %}
@@ -57,11 +71,20 @@ by_school as (
         max(case when {{ condition }} then session_marks_built_at end) as {{ population }}__session_marks_built_at
         {{- "," if not loop.last }}
         {% endfor %}
-    from pupil_weeks
-    group by school_urn, academic_year, academic_week_number
-        {%- if not label.startswith("'") %}, {{ label }}{% endif %}
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
+    from (
+        select
+            pupil_weeks.*,
+            {% for dimension, label in grouped_breakdowns %}
+            {{ label }} as breakdown__{{ dimension }}{{ "," if not loop.last }}
+            {% endfor %}
+        from pupil_weeks
+    ) as labelled
+    group by grouping sets (
+        (school_urn, academic_year, academic_week_number),
+        {% for dimension, label in grouped_breakdowns %}
+        (school_urn, academic_year, academic_week_number, breakdown__{{ dimension }}){{ "," if not loop.last }}
+        {% endfor %}
+    )
 ),
 
 schools as (
