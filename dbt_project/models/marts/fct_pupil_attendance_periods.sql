@@ -48,7 +48,28 @@ weeks_to_sum as (
 ),
 
 periods as (
-    {% for period_type, period_column in [('week', 'week_label'), ('half_term', 'half_term_label'), ('term', 'term_label')] %}
+    -- A week period is one pupil week (int_pupil_weeks' grain), taken as it is; half-terms
+    -- and terms sum their weeks. Grouping every pupil week by itself took half a full build
+    -- (at 20 schools, 2.5 of 4.7 s, spilling to disk).
+    select
+        pupil_key,
+        school_urn,
+        academic_year,
+        'week' as period_type,
+        week_label as period_label,
+        first_session_date as period_start_date,
+        last_session_date as period_end_date,
+        session_marks_built_at,
+        {% for measure in measures %}
+        {{ measure }}_sessions,
+        {% endfor %}
+        missing_marks
+    from weeks_to_sum
+    {% if is_incremental() %}
+    where session_marks_built_at > {{ since }}
+    {% endif %}
+    {% for period_type, period_column in [('half_term', 'half_term_label'), ('term', 'term_label')] %}
+    union all
     select
         pupil_key,
         school_urn,
@@ -63,16 +84,11 @@ periods as (
         {% endfor %}
         sum(missing_marks) as missing_marks
     from weeks_to_sum
-    {% if is_incremental() and period_type == 'week' %}
-    -- a week period is one pupil week (int_pupil_weeks' grain): keep the changed ones before grouping
-    where session_marks_built_at > {{ since }}
-    {% endif %}
     group by pupil_key, school_urn, academic_year, {{ period_column }}
     {% if is_incremental() %}
     -- rewrite only the periods holding a changed week (the rest of the term is read to sum them)
     having max(session_marks_built_at) > {{ since }}
     {% endif %}
-    {% if not loop.last %}union all{% endif %}
     {% endfor %}
 )
 
