@@ -405,6 +405,10 @@ def suite_parameters(school_urn: str, extract_date: dt.date) -> dict:
 STAGED_SUITES = {MARKS_FILE, "register completeness"}  # checked in the warehouse; the rest in pandas
 
 
+def _definition_name(asset_name: str) -> str:
+    return f"{asset_name}_validation"
+
+
 class GxRunner:
     """Runs the suites as GX checkpoints; one per process, reused for every batch.
 
@@ -428,56 +432,71 @@ class GxRunner:
         landing = self.context.data_sources.add_pandas("landing")
         self.checkpoints = {
             file_name: self._checkpoint(
-                landing.add_dataframe_asset(name=SUITE_FOR_FILE[file_name]).add_batch_definition_whole_dataframe("whole"),
-                file_name, SUITE_FOR_FILE[file_name])
+                {file_name: landing.add_dataframe_asset(name=SUITE_FOR_FILE[file_name]).add_batch_definition_whole_dataframe("whole")},
+                SUITE_FOR_FILE[file_name])
             for file_name in SUITE_FOR_FILE if file_name not in STAGED_SUITES
         }
 
-    def _checkpoint(self, batch_definition, file_name: str, name: str):
-        definition = self.context.validation_definitions.add_or_update(
-            self.gx.ValidationDefinition(name=f"{name}_validation", data=batch_definition, suite=self.suites[file_name]))
+    def _checkpoint(self, batch_definitions: dict, name: str):
+        """A checkpoint validating each batch definition ({file name: definition}) with its file's suite."""
+        definitions = [self.context.validation_definitions.add_or_update(self.gx.ValidationDefinition(
+            name=_definition_name(batch_definition.data_asset.name), data=batch_definition, suite=self.suites[file_name]))
+            for file_name, batch_definition in batch_definitions.items()]
         return self.context.checkpoints.add_or_update(self.gx.Checkpoint(
-            name=f"{name}_checkpoint", validation_definitions=[definition],
+            name=f"{name}_checkpoint", validation_definitions=definitions,
             result_format={"result_format": "BASIC", "partial_unexpected_count": MAX_LISTED_ROWS}))
 
     def run(self, file_name: str, frame: pd.DataFrame, parameters: dict, school_urn: str) -> list[Finding]:
         """Validate a parsed file (pandas)."""
-        return self._run(self.checkpoints[file_name], {"dataframe": frame}, file_name, parameters, school_urn,
-                         index_columns=[])
+        return self._run(self.checkpoints[file_name], {"dataframe": frame}, parameters, school_urn,
+                         {file_name: ([], None)})
 
-    def run_staged(self, url: str, table: str, file_name: str, parameters: dict, school_urn: str,
-                   index_columns: list[str] | None) -> list[Finding]:
-        """Validate a table of the validation schema where it lies (GX's PostgreSQL datasource).
-        ``index_columns`` name a failing row; None: list no rows."""
+    def run_staged(self, url: str, tables: dict[str, tuple[str, list[str] | None]], parameters: dict,
+                   school_urn: str, name: str) -> list[Finding]:
+        """Validate tables of the validation schema where they lie (GX's PostgreSQL datasource), one
+        checkpoint for the batch: ``tables`` maps a file name to its table and the ``index_columns``
+        that name a failing row (None: list no rows)."""
         if url not in self.warehouses:
             self.warehouses[url] = self.context.data_sources.add_or_update_postgres(
                 f"warehouse_{len(self.warehouses)}",
                 connection_string=url.replace("postgresql://", "postgresql+psycopg://", 1))
         source = self.warehouses[url]
-        batch_definition = source.add_table_asset(name=table, table_name=table, schema_name=STAGING_SCHEMA) \
-            .add_batch_definition_whole_table("whole")
         try:
-            return self._run(self._checkpoint(batch_definition, file_name, table), {}, file_name,
-                             parameters, school_urn, index_columns, staged=(url, table))
-        finally:  # a batch's table is checked once: keep the context's state the same size batch after batch
+            batch_definitions = {
+                file_name: source.add_table_asset(name=table, table_name=table, schema_name=STAGING_SCHEMA)
+                .add_batch_definition_whole_table("whole")
+                for file_name, (table, _) in tables.items()}
+            return self._run(self._checkpoint(batch_definitions, name), {}, parameters, school_urn,
+                             {file_name: (index_columns, (url, table)) for file_name, (table, index_columns) in tables.items()})
+        finally:  # a batch's tables are checked once: keep the context's state the same size batch after batch
             from great_expectations.exceptions import DataContextError
 
-            for factory, name in ((self.context.checkpoints, f"{table}_checkpoint"),
-                                  (self.context.validation_definitions, f"{table}_validation")):
+            for factory, definition in [(self.context.checkpoints, f"{name}_checkpoint")] + [
+                    (self.context.validation_definitions, _definition_name(table)) for table, _ in tables.values()]:
                 with contextlib.suppress(DataContextError):  # not made if the run failed before it
-                    factory.delete(name)
-            source.delete_asset(table)
+                    factory.delete(definition)
+            for table, _ in tables.values():
+                with contextlib.suppress(LookupError):
+                    source.delete_asset(table)
 
-    def _run(self, checkpoint, batch_parameters: dict, file_name: str, parameters: dict,
-             school_urn: str, index_columns: list[str] | None, staged: tuple[str, str] | None = None) -> list[Finding]:
+    def _run(self, checkpoint, batch_parameters: dict, parameters: dict, school_urn: str,
+             files: dict[str, tuple[list[str] | None, tuple[str, str] | None]]) -> list[Finding]:
+        """Run a checkpoint; ``files`` maps each validated file to the columns naming a failing row
+        (None: list no rows) and, for a staged table, its (url, table)."""
         result = checkpoint.run(batch_parameters=batch_parameters, expectation_parameters=parameters)
         self.batch_results += list(result.run_results)
+        file_of_suite = {SUITE_FOR_FILE[file_name]: file_name for file_name in files}
+        definition_of_suite = {definition.suite.name: definition for definition in checkpoint.validation_definitions}
         findings = []
         for validation in result.run_results.values():
+            suite_name = validation.suite_name
+            file_name = file_of_suite[suite_name]
+            index_columns, staged = files[file_name]
             failed = [outcome for outcome in validation.results if not outcome.success]
             listed = [outcome for outcome in failed if index_columns is not None and not _exception_messages(
                 outcome.exception_info) and not (staged and outcome.expectation_config.type == "expect_compound_columns_to_be_unique")]
-            failing_rows = self._failing_rows(checkpoint, batch_parameters, parameters, listed, index_columns)
+            failing_rows = self._failing_rows(definition_of_suite[suite_name], batch_parameters, parameters, listed,
+                                              index_columns)
             for outcome in failed:
                 config = outcome.expectation_config
                 res = outcome.result or {}
@@ -495,7 +514,7 @@ class GxRunner:
                 ))
         return findings
 
-    def _failing_rows(self, checkpoint, batch_parameters: dict, parameters: dict, failed: list,
+    def _failing_rows(self, definition, batch_parameters: dict, parameters: dict, failed: list,
                       index_columns: list[str]) -> dict[int, list]:
         """The first failing rows of each failed expectation (by id of its outcome): its
         expectations alone, run again on the same batch with GX's SUMMARY result."""
@@ -503,9 +522,9 @@ class GxRunner:
             return {}
         from great_expectations.core.expectation_suite import ExpectationSuite
 
-        suite = ExpectationSuite(name=f"{checkpoint.name}_failures",
+        suite = ExpectationSuite(name=f"{definition.name}_failures",
                                  expectations=[copy.copy(outcome.expectation_config.to_domain_obj()) for outcome in failed])
-        batch = checkpoint.validation_definitions[0].batch_definition.get_batch(batch_parameters=batch_parameters)
+        batch = definition.batch_definition.get_batch(batch_parameters=batch_parameters)
         again = batch.validate(suite, expectation_parameters=parameters, result_format={
             "result_format": "SUMMARY", "partial_unexpected_count": MAX_LISTED_ROWS,
             "unexpected_index_column_names": index_columns})
@@ -738,11 +757,11 @@ def validate_batch(batch: LandedBatch, url: str) -> tuple[ValidationReport, dict
     parameters = suite_parameters(batch.school_urn, batch.extract_date)
     findings, report.small_files_checked_on = small_file_findings(url, batch, frames, parameters, runner)
     report.findings += findings
-    report.findings += runner.run_staged(url, _staged_name(batch, "marks"), MARKS_FILE, parameters, batch.school_urn,
-                                         index_columns=["line_number"])
-    for finding in runner.run_staged(url, _staged_name(batch, "completeness"), "register completeness", parameters,
-                                     batch.school_urn, index_columns=None):
-        finding.values, finding.lines = missing_marks_listed(url, batch), []
+    staged = {MARKS_FILE: (_staged_name(batch, "marks"), ["line_number"]),
+              "register completeness": (_staged_name(batch, "completeness"), None)}
+    for finding in runner.run_staged(url, staged, parameters, batch.school_urn, _staged_name(batch, "batch")):
+        if finding.file == "register completeness":
+            finding.values, finding.lines = missing_marks_listed(url, batch), []
         report.findings.append(finding)
     report.data_docs = str(runner.build_data_docs(data_docs_dir(batch.extract_date, batch.school_urn)))
     return report, frames
