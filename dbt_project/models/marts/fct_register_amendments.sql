@@ -50,8 +50,10 @@ with marks as (
 {% endif %}
 
 versions as (
+    -- Every version of every mark on a full build; the pupil key is worked out after, for
+    -- the few that are amendments (hashing every version took a third of the full build).
     select
-        {{ pupil_key('school_urn', 'pupil_id') }} as pupil_key,
+        pupil_id,
         school_urn,
         session_date,
         session_name,
@@ -68,7 +70,7 @@ versions as (
 )
 
 select
-    versions.pupil_key,
+    {{ pupil_key('versions.school_urn', 'versions.pupil_id') }} as pupil_key,
     versions.school_urn,
     versions.session_date,
     versions.session_name,
