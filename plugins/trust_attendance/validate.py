@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 
 LAYOUT = EXPORT_FILES
 MARKS_FILE = "marks.csv"
+COMPLETENESS = "register completeness"  # not a file: every pupil on roll marked for every open session
 SUITE_FOR_FILE = {MARKS_FILE: "register_marks", "pupils.csv": "pupils", "enrolments.csv": "enrolments",
-                  "attainment.csv": "attainment", "register completeness": "register_completeness"}
+                  "attainment.csv": "attainment", COMPLETENESS: "register_completeness"}
 STAGING_SCHEMA = "validation"
 BOOLEAN_COLUMNS = {
     "pupils.csv": ("pupil_premium", "fsm", "fsm6", "eal", "looked_after", "previously_looked_after",
@@ -402,7 +403,7 @@ def suite_parameters(school_urn: str, extract_date: dt.date) -> dict:
     }
 
 
-STAGED_SUITES = {MARKS_FILE, "register completeness"}  # checked in the warehouse; the rest in pandas
+STAGED_SUITES = {MARKS_FILE, COMPLETENESS}  # checked in the warehouse; the rest in pandas
 
 
 def _definition_name(asset_name: str) -> str:
@@ -758,9 +759,9 @@ def validate_batch(batch: LandedBatch, url: str) -> tuple[ValidationReport, dict
     findings, report.small_files_checked_on = small_file_findings(url, batch, frames, parameters, runner)
     report.findings += findings
     staged = {MARKS_FILE: (_staged_name(batch, "marks"), ["line_number"]),
-              "register completeness": (_staged_name(batch, "completeness"), None)}
+              COMPLETENESS: (_staged_name(batch, "completeness"), None)}
     for finding in runner.run_staged(url, staged, parameters, batch.school_urn, _staged_name(batch, "batch")):
-        if finding.file == "register completeness":
+        if finding.file == COMPLETENESS:
             finding.values, finding.lines = missing_marks_listed(url, batch), []
         report.findings.append(finding)
     report.data_docs = str(runner.build_data_docs(data_docs_dir(batch.extract_date, batch.school_urn)))

@@ -22,12 +22,12 @@
 -- Weeks already built keep the pupil characteristics they were built with; a
 -- full refresh restates every week with the latest ones.
 {% set populations = {'whole_school': 'true', 'statutory_school_age': 'is_statutory_school_age'} %}
-{#- The breakdowns grouped by a pupil characteristic, and the one labelled the same for everyone. -#}
+{#- The breakdowns grouped by a pupil characteristic, and the one (all pupils) labelled the same for everyone. -#}
 {% set grouped_breakdowns, constant_breakdowns = [], [] %}
 {%- for breakdown in pupil_breakdowns() %}
 {%- do (constant_breakdowns if breakdown[1].startswith("'") else grouped_breakdowns).append(breakdown) %}
 {%- endfor %}
-{% set whole_school_breakdown = constant_breakdowns | first %}
+{% set all_pupils_breakdown = constant_breakdowns | first %}
 {% set counts = {
     'enrolments': '1',
     'persistent_absence_enrolments': 'case when is_persistent_absence_to_date then 1 else 0 end',
@@ -46,7 +46,7 @@ with pupil_weeks as (
 
 by_school as (
     -- Every breakdown in one pass over the pupil weeks (grouping sets): one set per
-    -- breakdown, and the set with no breakdown column for the whole school.
+    -- breakdown, and the set with no breakdown column for all pupils.
     select
         school_urn,
         academic_year,
@@ -55,10 +55,10 @@ by_school as (
             {% for dimension, label in grouped_breakdowns %}
             when grouping(breakdown__{{ dimension }}) = 0 then '{{ dimension }}'
             {% endfor %}
-            else '{{ whole_school_breakdown[0] }}'
+            else '{{ all_pupils_breakdown[0] }}'
         end as dimension,
         -- a breakdown's label is never null, so the set's own column is the one not null
-        coalesce({% for dimension, label in grouped_breakdowns %}breakdown__{{ dimension }}, {% endfor %}{{ whole_school_breakdown[1] }})
+        coalesce({% for dimension, label in grouped_breakdowns %}breakdown__{{ dimension }}, {% endfor %}{{ all_pupils_breakdown[1] }})
             as dimension_value,
         {% for population, condition in populations.items() %}
         min(case when {{ condition }} then week_start_date end) as {{ population }}__week_start_date,

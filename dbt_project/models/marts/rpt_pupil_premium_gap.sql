@@ -17,6 +17,17 @@
 -- later week of its academic year, so a night recomputes, in each academic year it
 -- changed, the weeks from the first changed one on. A full refresh restates every
 -- week with the latest pupil characteristics and benchmarks.
+{#- What each school, phase and year group counts; every scope sums the same counts. -#}
+{% set counts = {
+    'pupil_premium_enrolments': 'case when is_pupil_premium then 1 else 0 end',
+    'other_enrolments': 'case when not is_pupil_premium then 1 else 0 end',
+    'pp_attended': 'case when is_pupil_premium then year_to_date_attended_sessions else 0 end',
+    'pp_possible': 'case when is_pupil_premium then year_to_date_possible_sessions else 0 end',
+    'other_attended': 'case when not is_pupil_premium then year_to_date_attended_sessions else 0 end',
+    'other_possible': 'case when not is_pupil_premium then year_to_date_possible_sessions else 0 end',
+    'pp_persistent': 'case when is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end',
+    'other_persistent': 'case when not is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end',
+} %}
 with pupil_weeks as (
     select *, year_group_label as year_group
     from ({{ pupil_weeks_from_first_changed_week() }}) as to_compute
@@ -33,14 +44,9 @@ by_school_and_year_group as (
         academic_week_number,
         year_group,
         min(week_start_date) as week_start_date,
-        sum(case when is_pupil_premium then 1 else 0 end) as pupil_premium_enrolments,
-        sum(case when not is_pupil_premium then 1 else 0 end) as other_enrolments,
-        sum(case when is_pupil_premium then year_to_date_attended_sessions else 0 end) as pp_attended,
-        sum(case when is_pupil_premium then year_to_date_possible_sessions else 0 end) as pp_possible,
-        sum(case when not is_pupil_premium then year_to_date_attended_sessions else 0 end) as other_attended,
-        sum(case when not is_pupil_premium then year_to_date_possible_sessions else 0 end) as other_possible,
-        sum(case when is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end) as pp_persistent,
-        sum(case when not is_pupil_premium and is_persistent_absence_to_date then 1 else 0 end) as other_persistent,
+        {% for count, value in counts.items() %}
+        sum({{ value }}) as {{ count }},
+        {% endfor %}
         max(session_marks_built_at) as session_marks_built_at
     from pupil_weeks
     group by school_urn, phase, academic_year, academic_week_number, year_group
@@ -58,8 +64,7 @@ grouped as (
         academic_week_number,
         min(week_start_date) as week_start_date,
         {{ "'All'" if year_group == 'all' else 'year_group' }} as year_group,
-        {% for count in ['pupil_premium_enrolments', 'other_enrolments', 'pp_attended', 'pp_possible',
-                         'other_attended', 'other_possible', 'pp_persistent', 'other_persistent'] %}
+        {% for count in counts %}
         sum({{ count }}) as {{ count }},
         {% endfor %}
         max(session_marks_built_at) as session_marks_built_at
