@@ -6,31 +6,28 @@ with expected_key (column_name) as (
 ),
 
 constraints as (
-    select table_constraints.constraint_name, table_constraints.constraint_type
+    -- each constraint of the table, with its key columns or its check clause
+    select table_constraints.constraint_type, key_column_usage.column_name, check_constraints.check_clause
     from information_schema.table_constraints
+    left join information_schema.key_column_usage
+        on key_column_usage.constraint_schema = table_constraints.constraint_schema
+        and key_column_usage.constraint_name = table_constraints.constraint_name
+    left join information_schema.check_constraints
+        on check_constraints.constraint_schema = table_constraints.constraint_schema
+        and check_constraints.constraint_name = table_constraints.constraint_name
     where table_constraints.table_schema = '{{ marks.schema }}'
       and table_constraints.table_name = '{{ marks.identifier }}'
 ),
 
 key_columns as (
-    select key_column_usage.column_name
-    from constraints
-    inner join information_schema.key_column_usage
-        on key_column_usage.constraint_name = constraints.constraint_name
-        and key_column_usage.table_schema = '{{ marks.schema }}'
-    where constraints.constraint_type = 'PRIMARY KEY'
+    select column_name from constraints where constraint_type = 'PRIMARY KEY'
 ),
 
 session_checks as (
-    select check_constraints.check_clause
+    select check_clause
     from constraints
-    inner join information_schema.check_constraints
-        on check_constraints.constraint_name = constraints.constraint_name
-        and check_constraints.constraint_schema = '{{ marks.schema }}'
-    where constraints.constraint_type = 'CHECK'
-      and check_constraints.check_clause like '%session%'
-      and check_constraints.check_clause like '%''AM''%'
-      and check_constraints.check_clause like '%''PM''%'
+    where constraint_type = 'CHECK'
+      and check_clause like '%session%' and check_clause like '%''AM''%' and check_clause like '%''PM''%'
 )
 
 select 'the primary key lacks ' || column_name as missing_guarantee
