@@ -1,11 +1,13 @@
 """Retention: remove register marks older than the retention period (default three
-academic years, per the trusts' policy), recording what was purged in raw.purge_log.
-The next dbt build drops them from the marts."""
+academic years, per the trusts' policy), recording what was purged in raw.purge_log,
+then rebuild the marts from raw: the incremental models never re-read marks they
+already hold, so without a full refresh the purged marks would stay in them."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pendulum
+from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk import dag, get_current_context, task
 
 from trust_attendance import nightly
@@ -31,7 +33,12 @@ def retention():
     def purge_expired_marks() -> dict[str, int]:
         return nightly.purge_expired_marks(nightly.extract_date_for(get_current_context()))
 
-    purge_expired_marks()
+    @task
+    def rebuild_marts(purged: dict[str, int]) -> None:
+        if not nightly.rebuild_marts_after_purge(purged):
+            raise AirflowSkipException("nothing was purged")
+
+    rebuild_marts(purge_expired_marks())
 
 
 retention()

@@ -327,3 +327,34 @@ def test_retention_purges_marks_older_than_three_academic_years_and_records_it(d
                                    "where table_name = 'raw.register_marks'")).one()
     assert left == ["2022-09-01", "2025-10-01"]
     assert (log.cutoff_date, log.rows_purged) == (dt.date(2022, 9, 1), 1)
+
+
+PUPIL_LEVEL_TABLES = ("marts.fct_session_marks", "intermediate.int_pupil_weeks", "intermediate.int_pupil_academic_years__marked",
+                      "marts.fct_pupil_attendance", "marts.fct_pupil_attendance_periods")
+
+
+def test_retention_takes_purged_marks_out_of_the_marts(trust, database_url, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_URL", database_url)
+    monkeypatch.delenv("RETENTION_YEARS", raising=False)
+    # Besides its September 2026 registers, the first night re-sends a day of the year before (2025/26).
+    marks = trust / "drop" / handbuilt.URN / NIGHT_1.isoformat() / "marks.csv"
+    marks.write_text(marks.read_text() + "".join(f"{handbuilt.URN},{pupil},2026-06-15,{session},{mark},,\n"
+                                                 for pupil in handbuilt.MARKS for session, mark in (("AM", "/"), ("PM", "\\"))))
+    _night(database_url, NIGHT_1)
+    engine = sa.create_engine(database_url)
+
+    def rows_by_year() -> dict[str, dict[int, int]]:
+        with engine.connect() as conn:
+            return {table: dict(conn.execute(sa.text(f"select academic_year, count(*) from {table} group by 1")).all())
+                    for table in PUPIL_LEVEL_TABLES}
+
+    before = rows_by_year()
+    assert all(set(years) == {2025, 2026} for years in before.values()), before
+    # On 2 September 2029 (academic year 2029/30) three years back is 1 September 2026: the June 2026
+    # day goes (two sessions for each pupil), September 2026 stays.
+    purged = nightly.purge_expired_marks(dt.date(2029, 9, 2))
+    assert purged["raw.register_marks"] == 2 * len(handbuilt.MARKS)
+    assert rows_by_year() == before  # the purge alone leaves them in the warehouse's models
+    assert nightly.rebuild_marts_after_purge(purged)
+    assert rows_by_year() == {table: {2026: years[2026]} for table, years in before.items()}
+    assert not nightly.rebuild_marts_after_purge({"raw.register_marks": 0, "raw.transfer_marks": 0})

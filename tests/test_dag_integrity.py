@@ -55,5 +55,6 @@ def test_governor_packs_dag_is_scheduled_on_the_marts_asset(dagbag):
 
 def test_retention_dag_runs_once_a_year(dagbag):
     dag = dagbag.dags["retention"]
-    assert dag.task_ids == ["purge_expired_marks"]
-    assert dag.get_task("purge_expired_marks").on_failure_callback
+    assert dag.task_ids == ["purge_expired_marks", "rebuild_marts"]
+    assert dag.get_task("rebuild_marts").upstream_task_ids == {"purge_expired_marks"}
+    assert all(task.on_failure_callback for task in dag.tasks)

@@ -142,3 +142,15 @@ def purge_expired_marks(today: dt.date) -> dict[str, int]:
     purged = load.purge_expired(url, today, int(os.environ.get("RETENTION_YEARS", "3")))
     log.info("purged: %s", purged)
     return purged
+
+
+def rebuild_marts_after_purge(purged: dict[str, int]) -> bool:
+    """Rebuild every model from raw after a purge that deleted marks; False if nothing was purged.
+    The incremental models re-read only the marks loaded since their last build, so marks deleted
+    from raw would otherwise stay in them (and in the marts) for good."""
+    if not any(purged.values()):
+        log.info("nothing purged: the marts are left as they are")
+        return False
+    result = run_dbt(["build", "--full-refresh", "--fail-fast"])
+    log.info(result.stdout[-4000:])
+    return True
