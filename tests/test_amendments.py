@@ -13,6 +13,7 @@ import yaml
 
 import handbuilt
 from trust_attendance import nightly
+from trust_attendance.cli import airflow_env, run_dag
 from trust_attendance.paths import DBT_PROJECT_DIR, var_dir
 from trust_attendance.warehouse import run_dbt
 
@@ -335,7 +336,6 @@ PUPIL_LEVEL_TABLES = ("marts.fct_session_marks", "intermediate.int_pupil_weeks",
 
 def test_retention_takes_purged_marks_out_of_the_marts(trust, database_url, monkeypatch):
     monkeypatch.setenv("WAREHOUSE_URL", database_url)
-    monkeypatch.delenv("RETENTION_YEARS", raising=False)
     # Besides its September 2026 registers, the first night re-sends a day of the year before (2025/26).
     marks = trust / "drop" / handbuilt.URN / NIGHT_1.isoformat() / "marks.csv"
     marks.write_text(marks.read_text() + "".join(f"{handbuilt.URN},{pupil},2026-06-15,{session},{mark},,\n"
@@ -350,11 +350,13 @@ def test_retention_takes_purged_marks_out_of_the_marts(trust, database_url, monk
 
     before = rows_by_year()
     assert all(set(years) == {2025, 2026} for years in before.values()), before
-    # On 2 September 2029 (academic year 2029/30) three years back is 1 September 2026: the June 2026
-    # day goes (two sessions for each pupil), September 2026 stays.
-    purged = nightly.purge_expired_marks(dt.date(2029, 9, 2))
-    assert purged["raw.register_marks"] == 2 * len(handbuilt.MARKS)
-    assert rows_by_year() == before  # the purge alone leaves them in the warehouse's models
-    assert nightly.rebuild_marts_after_purge(purged)
+    # The retention DAG, run for 2 September 2029 (academic year 2029/30): three years back is
+    # 1 September 2026, so the June 2026 day goes (two sessions for each pupil) and September 2026 stays.
+    run_dag("retention", dt.date(2029, 9, 2), airflow_env({"WAREHOUSE_URL": database_url,
+                                                           "TRUST_CONFIG": str(trust / "trust.yml")}))
+    with engine.connect() as conn:
+        purged = conn.execute(sa.text("select rows_purged from raw.purge_log where table_name = 'raw.register_marks' "
+                                      "and cutoff_date = '2026-09-01'")).scalar_one()
+    assert purged == 2 * len(handbuilt.MARKS)
     assert rows_by_year() == {table: {2026: years[2026]} for table, years in before.items()}
     assert not nightly.rebuild_marts_after_purge({"raw.register_marks": 0, "raw.transfer_marks": 0})
