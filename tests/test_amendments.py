@@ -336,6 +336,7 @@ PUPIL_LEVEL_TABLES = ("marts.fct_session_marks", "intermediate.int_pupil_weeks",
 
 def test_retention_takes_purged_marks_out_of_the_marts(trust, database_url, monkeypatch):
     monkeypatch.setenv("WAREHOUSE_URL", database_url)
+    monkeypatch.delenv("RETENTION_YEARS", raising=False)  # the DAG's run inherits the environment
     # Besides its September 2026 registers, the first night re-sends a day of the year before (2025/26).
     marks = trust / "drop" / handbuilt.URN / NIGHT_1.isoformat() / "marks.csv"
     marks.write_text(marks.read_text() + "".join(f"{handbuilt.URN},{pupil},2026-06-15,{session},{mark},,\n"

@@ -91,8 +91,8 @@ def ingest_school(school_urn: str, extract_date: dt.date) -> dict:
             "seconds": {stage: round(s, 3) for stage, s in seconds.items()}}
 
 
-def build_marts() -> None:
-    result = run_dbt(["build", "--fail-fast"])
+def build_marts(full_refresh: bool = False) -> None:
+    result = run_dbt(["build", "--fail-fast"] + (["--full-refresh"] if full_refresh else []))
     log.info(result.stdout[-4000:])
 
 
@@ -151,6 +151,5 @@ def rebuild_marts_after_purge(purged: dict[str, int]) -> bool:
     if not any(purged.values()):
         log.info("nothing purged: the marts are left as they are")
         return False
-    result = run_dbt(["build", "--full-refresh", "--fail-fast"])
-    log.info(result.stdout[-4000:])
+    build_marts(full_refresh=True)
     return True
