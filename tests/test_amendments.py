@@ -69,7 +69,8 @@ def _incremental_models(conn) -> dict[str, list[tuple]]:
     """The incremental models' rows, and those of the marts summed from them, as a night builds
     them on top of earlier nights (all but session_marks_built_at and built_at, which say when the row was computed)."""
     rows = {}
-    for table in ("intermediate.int_pupil_weeks", "marts.fct_pupil_attendance_periods",
+    for table in ("intermediate.int_pupil_weeks", "intermediate.int_pupil_academic_years__sessions",
+                  "marts.fct_pupil_attendance_periods",
                   "intermediate.int_school_session_codes", "intermediate.int_absence_by_group_weekly",
                   "marts.rpt_pupil_premium_gap", "marts.fct_register_amendments", "marts.fct_pupil_attendance",
                   "marts.fct_watch_list", "marts.fct_missing_marks", "intermediate.int_register_sessions",
@@ -331,6 +332,7 @@ def test_retention_purges_marks_older_than_three_academic_years_and_records_it(d
 
 
 PUPIL_LEVEL_TABLES = ("marts.fct_session_marks", "intermediate.int_pupil_weeks", "intermediate.int_pupil_academic_years__marked",
+                      "intermediate.int_pupil_academic_years__sessions",
                       "marts.fct_pupil_attendance", "marts.fct_pupil_attendance_periods")
 
 
