@@ -15,12 +15,16 @@
 -- Incremental: a night re-sums, from all their weeks, only the pupil-years whose marks it built
 -- (int_pupil_academic_years__marked); earlier years stay as built. fct_pupil_attendance re-summed
 -- every pupil week of history each night instead (11.9 s at 100 schools, on the night's critical path).
+-- A closed day adds no session, only its dates and missing marks, which are kept in their own
+-- columns: a re-summed year re-reads its closed-day marks only if one of them was built since,
+-- as reading every closed day's marks (the marks of a day lie one to a block) took 7 s a night.
 {% set measures = attendance_measures() %}
+{% if is_incremental() %}{% set since = newest_in_this('session_marks_built_at') %}{% endif %}
 with pupil_years as (
     select pupil_key, academic_year, session_marks_built_at
     from {{ ref('int_pupil_academic_years__marked') }}
     {% if is_incremental() %}
-    where session_marks_built_at > {{ newest_in_this('session_marks_built_at') }}
+    where session_marks_built_at > {{ since }}
     {% endif %}
 ),
 
@@ -32,32 +36,64 @@ closed_days as (
     having sum(case when is_possible then marks else 0 end) = 0
 ),
 
+{% if is_incremental() %}
+closed_day_changes as (
+    -- the pupil-years with a closed-day mark built since (fct_session_marks' built_at index)
+    select distinct marks.pupil_key, marks.academic_year
+    from {{ ref('fct_session_marks') }} as marks
+    inner join closed_days
+        on marks.school_urn = closed_days.school_urn and marks.session_date = closed_days.session_date
+    where marks.built_at > {{ since }}
+),
+{% endif %}
+
 closed_day_sessions as (
     select
         marks.pupil_key,
         marks.school_urn,
         marks.academic_year,
-        min(marks.session_date) as first_session_date,
-        max(marks.session_date) as last_session_date,
-        {{ attendance_session_sums() }}
+        min(marks.session_date) as closed_day_first_session_date,
+        max(marks.session_date) as closed_day_last_session_date,
+        sum(case when marks.is_missing_mark then 1 else 0 end) as closed_day_missing_marks
     from {{ ref('fct_session_marks') }} as marks
     inner join closed_days
         on marks.school_urn = closed_days.school_urn and marks.session_date = closed_days.session_date
+    {% if is_incremental() %}
+    inner join closed_day_changes
+        on marks.pupil_key = closed_day_changes.pupil_key and marks.academic_year = closed_day_changes.academic_year
+    {% endif %}
     group by marks.pupil_key, marks.school_urn, marks.academic_year
+    {% if is_incremental() %}
+    union all
+    -- the other re-summed years keep the closed-day figures they had
+    select stored.pupil_key, stored.school_urn, stored.academic_year, stored.closed_day_first_session_date,
+        stored.closed_day_last_session_date, stored.closed_day_missing_marks
+    from {{ this }} as stored
+    inner join pupil_years
+        on stored.pupil_key = pupil_years.pupil_key and stored.academic_year = pupil_years.academic_year
+    where stored.closed_day_first_session_date is not null
+      and not exists (
+          select 1 from closed_day_changes
+          where closed_day_changes.pupil_key = stored.pupil_key and closed_day_changes.academic_year = stored.academic_year
+      )
+    {% endif %}
 ),
 
 weeks_and_closed_days as (
     -- each branch joins the pupil-years to sum, so a night reads only their weeks
     select weeks.pupil_key, weeks.school_urn, weeks.academic_year, weeks.first_session_date, weeks.last_session_date,
         {% for measure in measures %}weeks.{{ measure }}_sessions, {% endfor %}weeks.missing_marks,
-        pupil_years.session_marks_built_at
+        cast(null as date) as closed_day_first_session_date, cast(null as date) as closed_day_last_session_date,
+        0 as closed_day_missing_marks, pupil_years.session_marks_built_at
     from {{ ref('int_pupil_weeks') }} as weeks
     inner join pupil_years
         on weeks.pupil_key = pupil_years.pupil_key and weeks.academic_year = pupil_years.academic_year
     union all
-    select closed.pupil_key, closed.school_urn, closed.academic_year, closed.first_session_date, closed.last_session_date,
-        {% for measure in measures %}closed.{{ measure }}_sessions, {% endfor %}closed.missing_marks,
-        pupil_years.session_marks_built_at
+    select closed.pupil_key, closed.school_urn, closed.academic_year,
+        closed.closed_day_first_session_date, closed.closed_day_last_session_date,
+        {% for measure in measures %}0, {% endfor %}closed.closed_day_missing_marks,
+        closed.closed_day_first_session_date, closed.closed_day_last_session_date,
+        closed.closed_day_missing_marks, pupil_years.session_marks_built_at
     from closed_day_sessions as closed
     inner join pupil_years
         on closed.pupil_key = pupil_years.pupil_key and closed.academic_year = pupil_years.academic_year
@@ -73,6 +109,9 @@ select
     cast(sum({{ measure }}_sessions) as {{ dbt.type_int() }}) as {{ measure }}_sessions,
     {% endfor %}
     cast(sum(missing_marks) as {{ dbt.type_int() }}) as missing_marks,
+    min(closed_day_first_session_date) as closed_day_first_session_date,
+    max(closed_day_last_session_date) as closed_day_last_session_date,
+    cast(sum(closed_day_missing_marks) as {{ dbt.type_int() }}) as closed_day_missing_marks,
     session_marks_built_at
 from weeks_and_closed_days
 group by pupil_key, school_urn, academic_year, session_marks_built_at
