@@ -38,12 +38,16 @@ closed_days as (
 
 {% if is_incremental() %}
 closed_day_changes as (
-    -- the pupil-years with a closed-day mark built since (fct_session_marks' built_at index)
+    -- The pupil-years with a mark built since (fct_session_marks' built_at index) on a closed day,
+    -- or on or before their last stored closed day, which may have opened since.
     select distinct marks.pupil_key, marks.academic_year
     from {{ ref('fct_session_marks') }} as marks
-    inner join closed_days
+    left join closed_days
         on marks.school_urn = closed_days.school_urn and marks.session_date = closed_days.session_date
+    left join {{ this }} as stored
+        on marks.pupil_key = stored.pupil_key and marks.academic_year = stored.academic_year
     where marks.built_at > {{ since }}
+      and (closed_days.session_date is not null or marks.session_date <= stored.closed_day_last_session_date)
 ),
 {% endif %}
 
