@@ -71,12 +71,10 @@ closed_day_sessions as (
     group by marks.pupil_key, marks.school_urn, marks.academic_year
     {% if is_incremental() %}
     union all
-    -- the other re-summed years keep the closed-day figures they had
+    -- the other years keep the closed-day figures they had (the re-summed ones are picked below)
     select stored.pupil_key, stored.school_urn, stored.academic_year, stored.closed_day_first_session_date,
         stored.closed_day_last_session_date, stored.closed_day_missing_marks
     from {{ this }} as stored
-    inner join pupil_years
-        on stored.pupil_key = pupil_years.pupil_key and stored.academic_year = pupil_years.academic_year
     where stored.closed_day_first_session_date is not null
       and not exists (
           select 1 from closed_day_changes
@@ -86,7 +84,7 @@ closed_day_sessions as (
 ),
 
 weeks_and_closed_days as (
-    -- each branch joins the pupil-years to sum, so a night reads only their weeks
+    -- each branch joins the pupil-years to sum, so a night sums only their weeks and closed days
     select weeks.pupil_key, weeks.school_urn, weeks.academic_year, weeks.first_session_date, weeks.last_session_date,
         {% for measure in measures %}weeks.{{ measure }}_sessions, {% endfor %}weeks.missing_marks,
         cast(null as date) as closed_day_first_session_date, cast(null as date) as closed_day_last_session_date,
