@@ -88,8 +88,8 @@ weekly as (
     {% if is_incremental() %}
       -- The earliest changed week, applied as the marks are read. At 100 schools PostgreSQL still
       -- reads every mark for it (39 M, 6 s warm) to keep 1.75 M: the re-sent window's amendments
-      -- make most pupils' last two weeks re-read. As a literal the plan took the session_date
-      -- indexes instead, and was no faster: after a rebuild those marks lie in pupil order.
+      -- make most pupils' last two weeks re-read. As a literal the plan took the (school_urn,
+      -- session_date) index instead, and was no faster: after a rebuild those marks lie in pupil order.
       and marks.session_date >= (select min(first_changed_week) from changed)
     {% endif %}
     group by marks.pupil_key, marks.school_urn, marks.academic_year, days.week_start_date,
