@@ -3,7 +3,7 @@
     config(
         materialized='incremental',
         unique_key=['pupil_key', 'session_date', 'session_name'],
-        incremental_strategy='delete+insert',
+        incremental_strategy='merge',
         on_schema_change='fail',
         indexes=[
             {'columns': ['school_urn', 'session_date']},
@@ -35,6 +35,11 @@
 -- re-reading the school's two academic years rebuilt 5.1 M in 153 s. Whether there is such
 -- a re-run is asked before the query is planned: planned in, the case made PostgreSQL
 -- expect millions of touched marks and read all of history instead of the night's.
+--
+-- Merged (PostgreSQL 15 or later), not deleted and inserted: most of a night's marks are new,
+-- and delete+insert looked each one up in the unique index to delete nothing before inserting
+-- it. At 100 schools a night's 173,828 marks (14,648 of them amended) took 11.0-14.2 s against
+-- 14.0-16.1 s.
 
 {% if is_incremental() %}
 {% set watermark_sql %}
