@@ -19,11 +19,14 @@ import json
 import os
 import random
 import resource
+import secrets
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +34,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from trust_attendance import load  # noqa: E402
-from trust_attendance.cli import airflow_env  # noqa: E402
+from trust_attendance.cli import DAG_ID, SCHEDULER_PRELOAD, airflow_env  # noqa: E402
 from trust_attendance.config import load_trust_config  # noqa: E402
 from trust_attendance.demo import PRESET_PUPILS_ON_ROLL, PRESETS, generate_trust  # noqa: E402
 from trust_attendance.school_calendar import academic_year_start, school_days  # noqa: E402
@@ -105,18 +108,18 @@ def dbt_breakdown(var: Path) -> tuple[float, float]:
     return results["elapsed_time"], sum(r["execution_time"] for r in results["results"])
 
 
+LATEST_RUN = f"(select run_id from dag_run where dag_id = '{DAG_ID}' order by id desc limit 1)"
+
+
 def airflow_breakdown(home: Path) -> tuple[dict[str, float], dict[str, float]]:
     """From the Airflow metadata DB: seconds per task (summed over mapped instances), and seconds
     per stage inside the per-school tasks (summed from their XComs)."""
-    import sqlite3
-
     conn = sqlite3.connect(home / "airflow.db")
-    latest_run = "(select run_id from dag_run where dag_id = 'nightly_attendance' order by id desc limit 1)"
     rows = conn.execute("select task_id, sum((julianday(end_date) - julianday(start_date)) * 86400) from task_instance "
-                        f"where run_id = {latest_run} group by task_id").fetchall()
+                        f"where run_id = {LATEST_RUN} group by task_id").fetchall()
     stages: dict[str, float] = {}
     for (value,) in conn.execute("select value from xcom where task_id = 'ingest_school' and key = 'return_value' "
-                                 f"and run_id = {latest_run}"):
+                                 f"and run_id = {LATEST_RUN}"):
         for stage, seconds in json.loads(value)["seconds"].items():
             stages[stage] = stages.get(stage, 0) + seconds
     return ({task: round(seconds or 0, 1) for task, seconds in rows},
@@ -221,8 +224,69 @@ class Trust:
         subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=aenv,
                        capture_output=True, check=True)
         seconds, rss, _ = timed_child([str(Path(sys.executable).with_name("airflow")), "dags", "test",
-                                       "nightly_attendance", extract_date.isoformat()], aenv)
+                                       DAG_ID, extract_date.isoformat()], aenv)
         return extract_date, seconds, rss, *airflow_breakdown(Path(aenv["AIRFLOW_HOME"]))
+
+    def rerun_under_scheduler(self, extract_date: dt.date, preload: bool) -> tuple[float, dict, dict]:
+        """The night cleared and re-run as a deployment runs it: a scheduler whose LocalExecutor runs
+        as many tasks at a time as there are cores, each a process of its own, reporting to an API
+        server. ``preload``: with SCHEDULER_PRELOAD, else Airflow's defaults. Returns the seconds from
+        the clear to the run's end (the scheduler and API server already up) and the task splits."""
+        airflow_bin = str(Path(sys.executable).with_name("airflow"))
+        port = free_port()
+        aenv = airflow_env({key: self.env[key] for key in ("WAREHOUSE_URL", "TRUST_CONFIG")} | {
+            "TRUST_TASK_RETRIES": "0",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(os.cpu_count() or 2),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),  # shared by the two processes, kept nowhere
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the cleared night runs
+        } | (SCHEDULER_PRELOAD if preload else {}))
+        for args in (["dags", "reserialize"], ["dags", "unpause", DAG_ID]):
+            subprocess.run([airflow_bin, *args], env=aenv, capture_output=True, check=True)
+        logs = self.work / "scheduler_logs"
+        logs.mkdir(exist_ok=True)
+        home = Path(aenv["AIRFLOW_HOME"])
+        log_files = [(logs / f"{name}.log").open("w") for name in ("api-server", "scheduler")]
+        servers = [subprocess.Popen([airflow_bin, *args], env=aenv, stdout=log_file, stderr=subprocess.STDOUT)
+                   for args, log_file in zip((["api-server", "--port", str(port)], ["scheduler"]), log_files)]
+        try:
+            wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health").status == 200)
+            wait_for(lambda: subprocess.run([airflow_bin, "jobs", "check", "--job-type", "SchedulerJob"], env=aenv,
+                                            capture_output=True).returncode == 0)
+            started = time.perf_counter()
+            day = extract_date.isoformat()
+            subprocess.run([airflow_bin, "tasks", "clear", DAG_ID, "-s", day, "-e", day, "-y"], env=aenv,
+                           capture_output=True, check=True)
+            wait_for(lambda: latest_run_state(home) in ("success", "failed"), timeout=3600)
+            seconds = time.perf_counter() - started
+        finally:
+            for server in servers:
+                server.terminate()
+            for server, log_file in zip(servers, log_files):
+                server.wait(60)
+                log_file.close()
+        if latest_run_state(home) != "success":
+            raise SystemExit(f"the night under the scheduler failed: see {logs}")
+        return seconds, *airflow_breakdown(home)
+
+
+def wait_for(condition, timeout: float = 120) -> bool:
+    """Poll ``condition`` each second until it holds (errors count as not yet) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return True
+        except Exception:  # the server is still starting
+            pass
+        time.sleep(1)
+    raise SystemExit(f"gave up after {timeout:.0f} s waiting for {condition}")
+
+
+def latest_run_state(home: Path) -> str:
+    with sqlite3.connect(home / "airflow.db") as conn:
+        return conn.execute(f"select state from dag_run where run_id = {LATEST_RUN}").fetchone()[0]
 
 
 def tenth_of_history_as_of(as_of: dt.date, days_of_history: int) -> dt.date:
@@ -298,6 +362,12 @@ def main() -> None:
         print(f"   the same night re-run (every school's batch replaced, nothing new): {rerun_s:.1f} s "
               f"(dbt_build {rerun_tasks.get('dbt_build')} s against {tasks.get('dbt_build')} s)")
         print("   its task seconds: " + task_split(rerun_tasks, rerun_stages))
+        for preload in (False, True):
+            scheduler_s, scheduler_tasks, scheduler_stages = trust.rerun_under_scheduler(extract_date, preload)
+            print(f"   the same night re-run by a scheduler, LocalExecutor, {os.cpu_count() or 2} tasks at a time, "
+                  f"{'workers preloaded (SCHEDULER_PRELOAD)' if preload else 'Airflow defaults'}: {scheduler_s:.1f} s "
+                  f"from the clear to the run's end")
+            print("   its task seconds: " + task_split(scheduler_tasks, scheduler_stages))
         small_as_of = tenth_of_history_as_of(args.as_of, days_of_history)
         small = Trust(root / "tenth", new_database(server_url, "tenth"), n_schools, small_as_of, history_years=1,
                       pupils_on_roll=pupils_on_roll)

@@ -1,10 +1,12 @@
 """Every DAG imports cleanly and is wired as intended."""
 from __future__ import annotations
 
+import importlib
 import os
 
 import pytest
 
+from trust_attendance.cli import SCHEDULER_PRELOAD
 from trust_attendance.paths import PROJECT_ROOT
 
 
@@ -58,3 +60,10 @@ def test_retention_dag_runs_once_a_year(dagbag):
     assert dag.task_ids == ["purge_expired_marks", "rebuild_marts"]
     assert dag.get_task("rebuild_marts").upstream_task_ids == {"purge_expired_marks"}
     assert all(task.on_failure_callback for task in dag.tasks)
+
+
+def test_scheduler_preload_names_modules_that_import():
+    # A forkserver skips a preload module that fails to import without a word, and every task
+    # would then quietly import it again.
+    for module in SCHEDULER_PRELOAD["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"].split(","):
+        importlib.import_module(module)

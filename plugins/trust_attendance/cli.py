@@ -44,6 +44,16 @@ def airflow_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
+# For a scheduler with the LocalExecutor: its workers start from a server process that has already
+# imported GX (about 3.7 s) and this package, and every task process is forked from a worker, so a
+# night's hundred school tasks do not each import them again. (multiprocessing skips a module here
+# that fails to import without a word: test_cli checks that each one imports.)
+SCHEDULER_PRELOAD = {
+    "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
+    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "great_expectations,trust_attendance.nightly",
+}
+
+
 def airflow(args: list[str], env: dict[str, str], capture: bool = False) -> subprocess.CompletedProcess:
     airflow_bin = Path(sys.executable).with_name("airflow")
     return subprocess.run([str(airflow_bin), *args], env=env, capture_output=capture, text=capture)
