@@ -3,7 +3,8 @@
 1. ingest throughput (parse + validate + load) as a ratio to a raw COPY of the same rows;
 2. full rebuild of the warehouse from raw (dbt build --full-refresh);
 3. one incremental night through the real DAG (a new day for every school plus 1 % of the
-   last ten school days amended), end to end, and the same night re-run;
+   last ten school days amended), end to end; the same night re-run, in process and by a real
+   scheduler (LocalExecutor) with and without SCHEDULER_PRELOAD;
 4. peak memory (RSS) of each stage;
 5. where the time goes (Airflow, GX, dbt start-up, SQL).
 
