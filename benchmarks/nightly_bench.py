@@ -245,8 +245,8 @@ class Trust:
         } | (SCHEDULER_PRELOAD if preload else {}))
         for args in (["dags", "reserialize"], ["dags", "unpause", DAG_ID]):
             subprocess.run([airflow_bin, *args], env=aenv, capture_output=True, check=True)
-        logs = self.work / "scheduler_logs"
-        logs.mkdir(exist_ok=True)
+        logs = self.work / "scheduler_logs" / ("preloaded" if preload else "defaults")
+        logs.mkdir(parents=True, exist_ok=True)
         home = Path(aenv["AIRFLOW_HOME"])
         log_files = [(logs / f"{name}.log").open("w") for name in ("api-server", "scheduler")]
         servers = [subprocess.Popen([airflow_bin, *args], env=aenv, stdout=log_file, stderr=subprocess.STDOUT)
@@ -272,13 +272,13 @@ class Trust:
         return seconds, *airflow_breakdown(home)
 
 
-def wait_for(condition, timeout: float = 120) -> bool:
+def wait_for(condition, timeout: float = 120) -> None:
     """Poll ``condition`` each second until it holds (errors count as not yet) or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if condition():
-                return True
+                return
         except Exception:  # the server is still starting
             pass
         time.sleep(1)
