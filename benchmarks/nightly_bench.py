@@ -4,7 +4,7 @@
 2. full rebuild of the warehouse from raw (dbt build --full-refresh);
 3. one incremental night through the real DAG (a new day for every school plus 1 % of the
    last ten school days amended), end to end; the same night re-run, in process and by a real
-   scheduler (LocalExecutor) with and without SCHEDULER_PRELOAD;
+   scheduler (LocalExecutor) with Airflow's defaults and with TASK_PROCESS_SETTINGS;
 4. peak memory (RSS) of each stage;
 5. where the time goes (Airflow, GX, dbt start-up, SQL).
 
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from trust_attendance import load  # noqa: E402
-from trust_attendance.cli import DAG_ID, SCHEDULER_PRELOAD, airflow_env  # noqa: E402
+from trust_attendance.cli import DAG_ID, TASK_PROCESS_SETTINGS, airflow_env  # noqa: E402
 from trust_attendance.config import load_trust_config  # noqa: E402
 from trust_attendance.demo import PRESET_PUPILS_ON_ROLL, PRESETS, generate_trust  # noqa: E402
 from trust_attendance.school_calendar import academic_year_start, school_days  # noqa: E402
@@ -228,10 +228,10 @@ class Trust:
                                        DAG_ID, extract_date.isoformat()], aenv)
         return extract_date, seconds, rss, *airflow_breakdown(Path(aenv["AIRFLOW_HOME"]))
 
-    def rerun_under_scheduler(self, extract_date: dt.date, preload: bool) -> tuple[float, dict, dict]:
+    def rerun_under_scheduler(self, extract_date: dt.date, tuned: bool) -> tuple[float, dict, dict]:
         """The night cleared and re-run as a deployment runs it: a scheduler whose LocalExecutor runs
         as many tasks at a time as there are cores, each a process of its own, reporting to an API
-        server. ``preload``: with SCHEDULER_PRELOAD, else Airflow's defaults. Returns the seconds from
+        server. ``tuned``: with TASK_PROCESS_SETTINGS, else Airflow's defaults. Returns the seconds from
         the clear to the run's end (the scheduler and API server already up) and the task splits."""
         airflow_bin = str(Path(sys.executable).with_name("airflow"))
         port = free_port()
@@ -242,10 +242,10 @@ class Trust:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),  # shared by the two processes, kept nowhere
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the cleared night runs
-        } | (SCHEDULER_PRELOAD if preload else {}))
+        } | (TASK_PROCESS_SETTINGS if tuned else {}))
         for args in (["dags", "reserialize"], ["dags", "unpause", DAG_ID]):
             subprocess.run([airflow_bin, *args], env=aenv, capture_output=True, check=True)
-        logs = self.work / "scheduler_logs" / ("preloaded" if preload else "defaults")
+        logs = self.work / "scheduler_logs" / ("tuned" if tuned else "defaults")
         logs.mkdir(parents=True, exist_ok=True)
         home = Path(aenv["AIRFLOW_HOME"])
         log_files = [(logs / f"{name}.log").open("w") for name in ("api-server", "scheduler")]
@@ -363,10 +363,10 @@ def main() -> None:
         print(f"   the same night re-run (every school's batch replaced, nothing new): {rerun_s:.1f} s "
               f"(dbt_build {rerun_tasks.get('dbt_build')} s against {tasks.get('dbt_build')} s)")
         print("   its task seconds: " + task_split(rerun_tasks, rerun_stages))
-        for preload in (False, True):
-            scheduler_s, scheduler_tasks, scheduler_stages = trust.rerun_under_scheduler(extract_date, preload)
+        for tuned in (False, True):
+            scheduler_s, scheduler_tasks, scheduler_stages = trust.rerun_under_scheduler(extract_date, tuned)
             print(f"   the same night re-run by a scheduler, LocalExecutor, {os.cpu_count() or 2} tasks at a time, "
-                  f"{'workers preloaded (SCHEDULER_PRELOAD)' if preload else 'Airflow defaults'}: {scheduler_s:.1f} s "
+                  f"{'TASK_PROCESS_SETTINGS' if tuned else 'Airflow defaults'}: {scheduler_s:.1f} s "
                   f"from the clear to the run's end")
             print("   its task seconds: " + task_split(scheduler_tasks, scheduler_stages))
         small_as_of = tenth_of_history_as_of(args.as_of, days_of_history)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from trust_attendance.cli import SCHEDULER_PRELOAD
+from trust_attendance.cli import TASK_PROCESS_SETTINGS
 from trust_attendance.paths import PROJECT_ROOT
 
 
@@ -62,8 +62,8 @@ def test_retention_dag_runs_once_a_year(dagbag):
     assert all(task.on_failure_callback for task in dag.tasks)
 
 
-def test_scheduler_preload_names_modules_that_import():
+def test_forkserver_preload_names_modules_that_import():
     # A forkserver skips a preload module that fails to import without a word, and every task
     # would then quietly import it again.
-    for module in SCHEDULER_PRELOAD["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"].split(","):
+    for module in TASK_PROCESS_SETTINGS["AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"].split(","):
         importlib.import_module(module)
