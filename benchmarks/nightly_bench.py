@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from trust_attendance import load  # noqa: E402
-from trust_attendance.cli import DAG_ID, TASK_PROCESS_SETTINGS, airflow_env  # noqa: E402
+from trust_attendance.cli import DAG_ID, TASK_PROCESS_SETTINGS, airflow, airflow_env  # noqa: E402
 from trust_attendance.config import load_trust_config  # noqa: E402
 from trust_attendance.demo import PRESET_PUPILS_ON_ROLL, PRESETS, generate_trust  # noqa: E402
 from trust_attendance.school_calendar import academic_year_start, school_days  # noqa: E402
@@ -228,37 +228,33 @@ class Trust:
                                        DAG_ID, extract_date.isoformat()], aenv)
         return extract_date, seconds, rss, *airflow_breakdown(Path(aenv["AIRFLOW_HOME"]))
 
-    def rerun_under_scheduler(self, extract_date: dt.date, tuned: bool) -> tuple[float, dict, dict]:
+    def rerun_under_scheduler(self, extract_date: dt.date, workers: int, tuned: bool) -> tuple[float, dict, dict]:
         """The night cleared and re-run as a deployment runs it: a scheduler whose LocalExecutor runs
-        as many tasks at a time as there are cores, each a process of its own, reporting to an API
-        server. ``tuned``: with TASK_PROCESS_SETTINGS, else Airflow's defaults. Returns the seconds from
+        ``workers`` tasks at a time, each a process of its own, reporting to an API server. ``tuned``: with TASK_PROCESS_SETTINGS, else Airflow's defaults. Returns the seconds from
         the clear to the run's end (the scheduler and API server already up) and the task splits."""
-        airflow_bin = str(Path(sys.executable).with_name("airflow"))
         port = free_port()
         aenv = airflow_env({key: self.env[key] for key in ("WAREHOUSE_URL", "TRUST_CONFIG")} | {
             "TRUST_TASK_RETRIES": "0",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": str(os.cpu_count() or 2),
+            "AIRFLOW__CORE__PARALLELISM": str(workers),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),  # shared by the two processes, kept nowhere
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the cleared night runs
         } | (TASK_PROCESS_SETTINGS if tuned else {}))
         for args in (["dags", "reserialize"], ["dags", "unpause", DAG_ID]):
-            subprocess.run([airflow_bin, *args], env=aenv, capture_output=True, check=True)
+            airflow(args, aenv, capture=True).check_returncode()
         logs = self.work / "scheduler_logs" / ("tuned" if tuned else "defaults")
         logs.mkdir(parents=True, exist_ok=True)
         home = Path(aenv["AIRFLOW_HOME"])
         log_files = [(logs / f"{name}.log").open("w") for name in ("api-server", "scheduler")]
-        servers = [subprocess.Popen([airflow_bin, *args], env=aenv, stdout=log_file, stderr=subprocess.STDOUT)
+        servers = [subprocess.Popen([str(Path(sys.executable).with_name("airflow")), *args], env=aenv, stdout=log_file, stderr=subprocess.STDOUT)
                    for args, log_file in zip((["api-server", "--port", str(port)], ["scheduler"]), log_files)]
         try:
             wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health").status == 200)
-            wait_for(lambda: subprocess.run([airflow_bin, "jobs", "check", "--job-type", "SchedulerJob"], env=aenv,
-                                            capture_output=True).returncode == 0)
+            wait_for(lambda: airflow(["jobs", "check", "--job-type", "SchedulerJob"], aenv, capture=True).returncode == 0)
             started = time.perf_counter()
             day = extract_date.isoformat()
-            subprocess.run([airflow_bin, "tasks", "clear", DAG_ID, "-s", day, "-e", day, "-y"], env=aenv,
-                           capture_output=True, check=True)
+            airflow(["tasks", "clear", DAG_ID, "-s", day, "-e", day, "-y"], aenv, capture=True).check_returncode()
             wait_for(lambda: latest_run_state(home) in ("success", "failed"), timeout=3600)
             seconds = time.perf_counter() - started
         finally:
@@ -364,8 +360,8 @@ def main() -> None:
               f"(dbt_build {rerun_tasks.get('dbt_build')} s against {tasks.get('dbt_build')} s)")
         print("   its task seconds: " + task_split(rerun_tasks, rerun_stages))
         for tuned in (False, True):
-            scheduler_s, scheduler_tasks, scheduler_stages = trust.rerun_under_scheduler(extract_date, tuned)
-            print(f"   the same night re-run by a scheduler, LocalExecutor, {os.cpu_count() or 2} tasks at a time, "
+            scheduler_s, scheduler_tasks, scheduler_stages = trust.rerun_under_scheduler(extract_date, workers, tuned)
+            print(f"   the same night re-run by a scheduler, LocalExecutor, {workers} tasks at a time, "
                   f"{'TASK_PROCESS_SETTINGS' if tuned else 'Airflow defaults'}: {scheduler_s:.1f} s "
                   f"from the clear to the run's end")
             print("   its task seconds: " + task_split(scheduler_tasks, scheduler_stages))
