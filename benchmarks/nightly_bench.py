@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from trust_attendance import load  # noqa: E402
-from trust_attendance.cli import DAG_ID, TASK_PROCESS_SETTINGS, airflow, airflow_env  # noqa: E402
+from trust_attendance.cli import DAG_ID, TASK_PROCESS_SETTINGS, airflow, airflow_command, airflow_env  # noqa: E402
 from trust_attendance.config import load_trust_config  # noqa: E402
 from trust_attendance.demo import PRESET_PUPILS_ON_ROLL, PRESETS, generate_trust  # noqa: E402
 from trust_attendance.school_calendar import academic_year_start, school_days  # noqa: E402
@@ -222,16 +222,15 @@ class Trust:
         # Only the pipeline's settings: airflow_env sets AIRFLOW_HOME and its database together.
         aenv = airflow_env({key: self.env[key] for key in ("WAREHOUSE_URL", "TRUST_CONFIG")}
                            | {"TRUST_TASK_RETRIES": "0"})
-        subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=aenv,
-                       capture_output=True, check=True)
-        seconds, rss, _ = timed_child([str(Path(sys.executable).with_name("airflow")), "dags", "test",
-                                       DAG_ID, extract_date.isoformat()], aenv)
+        airflow(["db", "migrate"], aenv, capture=True).check_returncode()
+        seconds, rss, _ = timed_child(airflow_command(["dags", "test", DAG_ID, extract_date.isoformat()]), aenv)
         return extract_date, seconds, rss, *airflow_breakdown(Path(aenv["AIRFLOW_HOME"]))
 
     def rerun_under_scheduler(self, extract_date: dt.date, workers: int, tuned: bool) -> tuple[float, dict, dict]:
         """The night cleared and re-run as a deployment runs it: a scheduler whose LocalExecutor runs
-        ``workers`` tasks at a time, each a process of its own, reporting to an API server. ``tuned``: with TASK_PROCESS_SETTINGS, else Airflow's defaults. Returns the seconds from
-        the clear to the run's end (the scheduler and API server already up) and the task splits."""
+        ``workers`` tasks at a time, each a process of its own, reporting to an API server. ``tuned``:
+        with TASK_PROCESS_SETTINGS, else Airflow's defaults. Returns the seconds from the clear to the
+        run's end (the scheduler and API server already up) and the task splits."""
         port = free_port()
         aenv = airflow_env({key: self.env[key] for key in ("WAREHOUSE_URL", "TRUST_CONFIG")} | {
             "TRUST_TASK_RETRIES": "0",
@@ -247,7 +246,7 @@ class Trust:
         logs.mkdir(parents=True, exist_ok=True)
         home = Path(aenv["AIRFLOW_HOME"])
         log_files = [(logs / f"{name}.log").open("w") for name in ("api-server", "scheduler")]
-        servers = [subprocess.Popen([str(Path(sys.executable).with_name("airflow")), *args], env=aenv, stdout=log_file, stderr=subprocess.STDOUT)
+        servers = [subprocess.Popen(airflow_command(args), env=aenv, stdout=log_file, stderr=subprocess.STDOUT)
                    for args, log_file in zip((["api-server", "--port", str(port)], ["scheduler"]), log_files)]
         try:
             wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health").status == 200)

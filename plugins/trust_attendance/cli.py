@@ -58,9 +58,13 @@ TASK_PROCESS_SETTINGS = {
 }
 
 
+def airflow_command(args: list[str]) -> list[str]:
+    """Airflow's CLI from the project's venv, with ``args``."""
+    return [str(Path(sys.executable).with_name("airflow")), *args]
+
+
 def airflow(args: list[str], env: dict[str, str], capture: bool = False) -> subprocess.CompletedProcess:
-    airflow_bin = Path(sys.executable).with_name("airflow")
-    return subprocess.run([str(airflow_bin), *args], env=env, capture_output=capture, text=capture)
+    return subprocess.run(airflow_command(args), env=env, capture_output=capture, text=capture)
 
 
 def run_dag(dag_id: str, logical_date: dt.date, env: dict[str, str], conf: dict | None = None) -> None:
