@@ -35,7 +35,9 @@
 {%- endmacro %}
 
 {#- The earliest session date among the session marks built after `since`: bounds the
-    re-read of a night's sessions to the dates it touched. -#}
+    re-read of a night's sessions to the dates it touched. The marks are found by the built_at
+    index first (offset 0): left to itself, PostgreSQL walked the date-led unique index from
+    the oldest mark up to the first one built since, 420 s at 100 schools. -#}
 {% macro earliest_session_date_built_after(since) -%}
-    {{ query_value_as_literal("select min(session_date) from " ~ ref('fct_session_marks') ~ " where built_at > " ~ since, "date") }}
+    {{ query_value_as_literal("select min(session_date) from (select session_date from " ~ ref('fct_session_marks') ~ " where built_at > " ~ since ~ " offset 0) as built", "date") }}
 {%- endmacro %}

@@ -20,9 +20,9 @@
 -- carries the running totals forward from the stored week before it. A new day
 -- touches only its own week.
 --
--- A full build reads the marks in pupil order (their (pupil_key, session_date, session_name)
--- index) and looks each day up in int_school_days, so each pupil's weeks are grouped as
--- they stream by.
+-- A full build reads the marks in pupil order (their pupil_key index, each pupil's few
+-- hundred marks sorted as they come) and looks each day up in int_school_days, so each
+-- pupil's weeks are grouped as they stream by.
 -- PostgreSQL prefers to hash-join every mark and sort them all on disk (at 20 schools 12.2 s
 -- against 7.3 s, a 500 MB sort that grows with the history), so its full sort is turned off.
 {% set measures = ['possible_sessions', 'attended_sessions', 'absence_sessions', 'unauthorised_absence_sessions', 'late_sessions'] %}
@@ -79,7 +79,7 @@ weekly as (
     inner join changed
         on marks.pupil_key = changed.pupil_key
         and marks.academic_year = changed.academic_year
-        -- the same bound on the marks themselves, so their (pupil_key, session_date, session_name) index serves it
+        -- the same bound on the marks themselves, applied as they are read
         and marks.session_date >= changed.first_changed_week
         and days.week_start_date >= changed.first_changed_week
     {% endif %}
