@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -363,3 +364,101 @@ def test_retention_takes_purged_marks_out_of_the_marts(trust, database_url, monk
     assert purged == 2 * len(handbuilt.MARKS)
     assert rows_by_year() == {table: {2026: years[2026]} for table, years in before.items()}
     assert not nightly.rebuild_marts_after_purge({"raw.register_marks": 0, "raw.transfer_marks": 0})
+
+
+
+def _set_friday_18(trust: Path, night: dt.date, codes: dict[str, tuple[str, str]]) -> None:
+    marks = trust / "drop" / handbuilt.URN / night.isoformat() / "marks.csv"
+    lines = marks.read_text().splitlines()
+    for pupil, (am, pm) in codes.items():
+        for session, code in (("AM", am), ("PM", pm)):
+            [i] = [n for n, line in enumerate(lines) if line.startswith(f"{handbuilt.URN},{pupil},2026-09-18,{session},")]
+            lines[i] = f"{handbuilt.URN},{pupil},2026-09-18,{session},{code},,"
+    marks.write_text("\n".join(lines) + "\n")
+
+
+# Friday 18 September, night 1 then night 2. An amendment that makes a day's last possible mark '#'
+# closes the day (no possible session recorded at the school); one that makes a '#' present opens it.
+OPEN_DAY_CLOSES = ({"HB-1": ("/", "#"), "HB-2": ("#", "#")}, {"HB-1": ("#", "#"), "HB-2": ("#", "#")})
+CLOSED_DAY_OPENS = ({"HB-1": ("#", "#"), "HB-2": ("#", "#")}, {"HB-1": ("/", "#"), "HB-2": ("#", "#")})
+
+
+def test_a_day_closed_by_an_amendment_leaves_the_amended_pupils_figures(trust, database_url, monkeypatch):
+    for night, codes in zip((NIGHT_1, NIGHT_2), OPEN_DAY_CLOSES):
+        _set_friday_18(trust, night, codes)
+    monkeypatch.setenv("WAREHOUSE_URL", database_url)
+    _night(database_url, NIGHT_1)
+    _night(database_url, NIGHT_2)
+    with sa.create_engine(database_url).connect() as conn:
+        pupil = "(select pupil_key from marts.dim_pupils where pupil_id = 'HB-1')"
+        year = conn.execute(sa.text(
+            "select possible_sessions, attended_sessions, absence_sessions, is_persistent_absence "
+            f"from marts.fct_pupil_attendance where pupil_key = {pupil}")).one()
+        week = conn.execute(sa.text(
+            "select possible_sessions, attended_sessions, period_end_date from marts.fct_pupil_attendance_periods "
+            f"where pupil_key = {pupil} and period_type = 'week' and period_label = 'w/c 2026-09-14'")).one()
+        stage = conn.execute(sa.text(
+            f"select graduated_response_stage from marts.fct_watch_list where pupil_key = {pupil}")).scalar()
+    # HB-1 to Monday 21 September: days 1-9 as in handbuilt (18 possible: 12 present, L \ 2,
+    # V V 2, I I absent 2), Friday 18 '#' '#' (not possible), Monday 21 / \ (2 present):
+    # possible 18 + 2 = 20, attended 12 + 2 + 2 + 2 = 18, absent 2 -> 2/20 = 10 %: PA.
+    # Night 1's present Friday morning must not stay in the week: 21 possible, 2/21 = 9.5 %, not PA.
+    assert tuple(year) == (20, 18, 2, True)
+    assert stage == "Stage 4: persistent absence (<90%)"
+    # The week of 14 September is Monday to Thursday: 4 days x 2 = 8 possible, 2 + 2 + 2 = 6 attended.
+    assert tuple(week) == (8, 6, dt.date(2026, 9, 17))
+
+
+def _close_monday_21_in_night_3(trust: Path) -> None:
+    """Night 3 re-sends night 2 with Monday 21 September, so far the only day of its week, made
+    '#' for both pupils: the school was closed after all."""
+    night_2, night_3 = (trust / "drop" / handbuilt.URN / night.isoformat() for night in (NIGHT_2, NIGHT_3))
+    shutil.rmtree(night_3, ignore_errors=True)  # another test's night 3
+    shutil.copytree(night_2, night_3)
+    marks = night_3 / "marks.csv"
+    marks.write_text(re.sub(r",2026-09-21,(AM|PM),[^,]*,", r",2026-09-21,\1,#,", marks.read_text()))
+
+
+def test_a_week_whose_only_open_day_closes_goes(trust, database_url, monkeypatch):
+    _close_monday_21_in_night_3(trust)
+    monkeypatch.setenv("WAREHOUSE_URL", database_url)
+    for night in (NIGHT_1, NIGHT_2, NIGHT_3):
+        _night(database_url, night)
+    with sa.create_engine(database_url).connect() as conn:
+        weeks = conn.execute(sa.text(
+            "select count(*) from intermediate.int_pupil_weeks where week_start_date = '2026-09-21'")).scalar()
+        years = conn.execute(sa.text(
+            "select p.pupil_id, a.possible_sessions, a.attended_sessions, a.absence_sessions from marts.fct_pupil_attendance a "
+            "join marts.dim_pupils p using (pupil_key) order by 1")).all()
+    assert weeks == 0
+    # HB-1: the ten days of handbuilt with Friday's O amended to I: possible 20 - 1 (D) = 19,
+    # attended 12 + 2 + 2 = 16, absent 2 (I I) + 1 (I) = 3. HB-2: possible 20, attended 18,
+    # absent 2. Monday's '#' adds no possible session; its week, stored by night 2 with 2
+    # possible and 2 attended each, must not still count.
+    assert [tuple(row) for row in years] == [("HB-1", 19, 16, 3), ("HB-2", 20, 18, 2)]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "known gap (README, dbt_build): when a day opens or closes, a pupil whose own marks did not change "
+    "keeps the day in (or out of) their week and their closed-day figures until a full refresh; and a "
+    "week that goes (its only open day closed) stays in the periods and the weekly group marts"))
+@pytest.mark.parametrize("change", ["open_day_closes", "closed_day_opens", "week_goes"])
+def test_a_day_that_opens_or_closes_is_redone_everywhere(trust, database_url, monkeypatch, change):
+    if change == "week_goes":
+        _close_monday_21_in_night_3(trust)
+    else:
+        for night, codes in zip((NIGHT_1, NIGHT_2), OPEN_DAY_CLOSES if change == "open_day_closes" else CLOSED_DAY_OPENS):
+            _set_friday_18(trust, night, codes)
+    monkeypatch.setenv("WAREHOUSE_URL", database_url)
+    for night in (NIGHT_1, NIGHT_2, NIGHT_3) if change == "week_goes" else (NIGHT_1, NIGHT_2):
+        _night(database_url, night)
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        incremental = _incremental_models(conn)
+    # What the nights built, each on the last, equals a full refresh of the same data.
+    run_dbt(["build", "--full-refresh", "--select", *INCREMENTAL_SELECTION, "--resource-type", "seed",
+             "--resource-type", "model"], url=database_url)
+    with engine.connect() as conn:
+        weekly = ("intermediate.int_absence_by_group_weekly", "marts.rpt_absence_by_group_weekly")
+        assert {k: v for k, v in _incremental_models(conn).items() if k not in weekly} == {
+            k: v for k, v in incremental.items() if k not in weekly}

@@ -1,13 +1,12 @@
 {{
     config(
         materialized='incremental',
-        unique_key=['pupil_key', 'academic_year', 'week_start_date'],
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='fail',
-        indexes=[{'columns': ['pupil_key', 'academic_year', 'week_start_date']},
+        indexes=[{'columns': ['pupil_key', 'academic_year', 'week_start_date'], 'unique': True},
                  {'columns': ['school_urn', 'school_week_number']},
                  {'columns': ['session_marks_built_at']}],
-        pre_hook="{{ 'set local enable_sort = off' if not is_incremental() }}",
+        pre_hook="{{ forget_pupil_weeks_to_recompute() if is_incremental() else 'set local enable_sort = off' }}",
     )
 }}
 -- One row per enrolment per school week it had marks in: the week's session counts
@@ -18,7 +17,9 @@
 -- week of its academic year, and nothing earlier. So a night recomputes, for each
 -- pupil-year whose marks it changed, the weeks from the first changed one on, and
 -- carries the running totals forward from the stored week before it. A new day
--- touches only its own week.
+-- touches only its own week. A pre-hook first deletes the weeks to recompute (so a week
+-- whose open days have all closed goes), and the recomputed weeks are appended
+-- (macros/pupil_weeks.sql); the unique index keeps the grain.
 --
 -- A full build reads the marks in pupil order (their pupil_key index, each pupil's few
 -- hundred marks sorted as they come) and looks each day up in int_school_days, so each
@@ -29,12 +30,7 @@
 with
 {% if is_incremental() %}
 changed as (
-    select marks.pupil_key, marks.academic_year, min(days.week_start_date) as first_changed_week
-    from {{ ref('fct_session_marks') }} as marks
-    inner join {{ ref('int_school_days') }} as days
-        on marks.school_urn = days.school_urn and marks.session_date = days.session_date
-    where marks.built_at > {{ newest_in_this('session_marks_built_at') }}
-    group by marks.pupil_key, marks.academic_year
+    {{ pupil_weeks_to_recompute(newest_in_this('session_marks_built_at')) }}
 ),
 
 carried as (
@@ -70,7 +66,13 @@ weekly as (
         days.half_term_number,
         min(marks.session_date) as first_session_date,
         max(marks.session_date) as last_session_date,
+        {% if is_incremental() -%}
+        -- Every recomputed week is as new as the night's changes: its running totals moved, and a
+        -- week that lost a closed day's marks may hold no mark built tonight.
+        greatest(max(marks.built_at), max(changed.newest_built_at)) as session_marks_built_at,
+        {%- else -%}
         max(marks.built_at) as session_marks_built_at,
+        {%- endif %}
         {{ attendance_session_sums() }}
     from {{ ref('fct_session_marks') }} as marks
     inner join {{ ref('int_school_days') }} as days
