@@ -52,6 +52,18 @@ INCREMENTAL_SELECTION = ["+fct_session_marks", "+fct_register_amendments", "+dim
                          "+rpt_absence_by_group_weekly"]
 
 
+def _full_refresh(url: str) -> None:
+    """Rebuild what _night builds from scratch, to compare with what the nights built incrementally."""
+    run_dbt(["build", "--full-refresh", "--select", *INCREMENTAL_SELECTION, "--resource-type", "seed",
+             "--resource-type", "model"], url=url)
+
+
+def _without_weekly_group_marts(models: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    """All but the weekly group figures, which keep the form group a week was built with (README)."""
+    weekly = ("intermediate.int_absence_by_group_weekly", "marts.rpt_absence_by_group_weekly")
+    return {table: rows for table, rows in models.items() if table not in weekly}
+
+
 def test_unit_tests_on_a_built_warehouse(trust, database_url, monkeypatch):
     # The nightly build leaves the unit tests out (dbt_project/selectors.yml): they run here, after
     # a build, as those that mock an incremental model's existing rows need the model built first.
@@ -167,8 +179,7 @@ def test_amendments_are_kept_and_the_latest_wins(trust, database_url, postgres_s
         assert conn.execute(sa.text("select count(*) from marts.fct_register_amendments")).scalar() == 0
         after_withdrawal = _incremental_models(conn)
     # What the nights built, each on the last, equals a full refresh of the same data.
-    run_dbt(["build", "--full-refresh", "--select", *INCREMENTAL_SELECTION, "--resource-type", "seed",
-             "--resource-type", "model"], url=database_url)
+    _full_refresh(database_url)
     with engine.connect() as conn:
         assert _incremental_models(conn) == after_withdrawal
 
@@ -217,8 +228,7 @@ def test_rerun_of_an_older_night_that_withdraws_a_first_version(trust, database_
             "from marts.fct_register_amendments")).all() == [("O", "I", NIGHT_2)]
         rerun = _session_marks(conn), _incremental_models(conn)
     # What the nights and the re-run built, each on the last, equals a full refresh of the same data.
-    run_dbt(["build", "--full-refresh", "--select", *INCREMENTAL_SELECTION, "--resource-type", "seed",
-             "--resource-type", "model"], url=database_url)
+    _full_refresh(database_url)
     with engine.connect() as conn:
         assert (_session_marks(conn), _incremental_models(conn)) == rerun
 
@@ -302,14 +312,10 @@ def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
         assert _registers_on_15_september_pm(conn) == [("2A", 2, 1), ("2B", 1, 1)]
         incremental = _incremental_models(conn)
     # What the two nights built, each on the last, equals a full refresh of the same data.
-    run_dbt(["build", "--full-refresh", "--select", *INCREMENTAL_SELECTION, "--resource-type", "seed",
-             "--resource-type", "model"], url=database_url)
+    _full_refresh(database_url)
     with engine.connect() as conn:
-        # All but the weekly group figures, which keep the form group a week was built with (README).
-        weekly = ("intermediate.int_absence_by_group_weekly", "marts.rpt_absence_by_group_weekly")
         assert _missing_marks(conn) == night_2_rows
-        assert {k: v for k, v in _incremental_models(conn).items() if k not in weekly} == {
-            k: v for k, v in incremental.items() if k not in weekly}
+        assert _without_weekly_group_marts(_incremental_models(conn)) == _without_weekly_group_marts(incremental)
 
 
 def test_retention_purges_marks_older_than_three_academic_years_and_records_it(database_url):
@@ -364,7 +370,6 @@ def test_retention_takes_purged_marks_out_of_the_marts(trust, database_url, monk
     assert purged == 2 * len(handbuilt.MARKS)
     assert rows_by_year() == {table: {2026: years[2026]} for table, years in before.items()}
     assert not nightly.rebuild_marts_after_purge({"raw.register_marks": 0, "raw.transfer_marks": 0})
-
 
 
 def _set_friday_18(trust: Path, night: dt.date, codes: dict[str, tuple[str, str]]) -> None:
@@ -456,9 +461,6 @@ def test_a_day_that_opens_or_closes_is_redone_everywhere(trust, database_url, mo
     with engine.connect() as conn:
         incremental = _incremental_models(conn)
     # What the nights built, each on the last, equals a full refresh of the same data.
-    run_dbt(["build", "--full-refresh", "--select", *INCREMENTAL_SELECTION, "--resource-type", "seed",
-             "--resource-type", "model"], url=database_url)
+    _full_refresh(database_url)
     with engine.connect() as conn:
-        weekly = ("intermediate.int_absence_by_group_weekly", "marts.rpt_absence_by_group_weekly")
-        assert {k: v for k, v in _incremental_models(conn).items() if k not in weekly} == {
-            k: v for k, v in incremental.items() if k not in weekly}
+        assert _without_weekly_group_marts(_incremental_models(conn)) == _without_weekly_group_marts(incremental)
