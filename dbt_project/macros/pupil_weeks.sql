@@ -1,14 +1,44 @@
-{#- What int_pupil_weeks recomputes: each pupil-year whose marks were built after `since`, the week
-    of its earliest changed mark (its day open or not: an amendment that closes a day takes the
+{#- The pupil-years an opened or closed day makes to redo: those with a mark at the school from its
+    first day whose open status changed after `since` (int_school_day_statuses) on, in any academic
+    year (school-week numbers run on across years), each from that day's week and dated by the
+    change. Their own marks may not have changed, but their weeks, closed-day figures and school-week
+    numbers did. On a night with no such day the status index answers with nothing and no mark is read. -#}
+{% macro pupil_years_at_days_opened_or_closed_since(since) -%}
+    select
+        marks.pupil_key,
+        marks.school_urn,
+        marks.academic_year,
+        cast({{ dbt.date_trunc('week', 'flipped.first_flipped_date') }} as date) as first_changed_week,
+        flipped.status_changed_at
+    from (
+        select school_urn, min(session_date) as first_flipped_date, max(status_changed_at) as status_changed_at
+        from {{ ref('int_school_day_statuses') }}
+        where status_changed_at > {{ since }}
+        group by school_urn
+    ) as flipped
+    inner join {{ ref('fct_session_marks') }} as marks
+        on marks.school_urn = flipped.school_urn and marks.session_date >= flipped.first_flipped_date
+    group by marks.pupil_key, marks.school_urn, marks.academic_year, flipped.first_flipped_date, flipped.status_changed_at
+{%- endmacro %}
+
+{#- The pupil-years a build after `since` must redo: those with a mark built since, and those with a
+    mark at a school on or after a day that opened or closed since. Each with the week of its earliest
+    change (a changed mark's own week, its day open or not: an amendment that closes a day takes the
     day's marks out of their week) and its newest change. -#}
-{% macro pupil_weeks_to_recompute(since) -%}
+{% macro pupil_years_changed_since(since) -%}
     select
         pupil_key,
         academic_year,
-        min(cast({{ dbt.date_trunc('week', 'session_date') }} as date)) as first_changed_week,
-        max(built_at) as newest_built_at
-    from {{ ref('fct_session_marks') }}
-    where built_at > {{ since }}
+        cast({{ dbt.date_trunc('week', 'min(changed_from)') }} as date) as first_changed_week,
+        max(changed_at) as newest_built_at
+    from (
+        select pupil_key, academic_year, session_date as changed_from, built_at as changed_at
+        from {{ ref('fct_session_marks') }}
+        where built_at > {{ since }}
+        union all
+        select pupil_key, academic_year, first_changed_week, status_changed_at
+        from ({{ pupil_years_at_days_opened_or_closed_since(since) }}) as flipped
+    ) as changes
     group by pupil_key, academic_year
 {%- endmacro %}
 
@@ -18,8 +48,20 @@
     The bound is read as a literal before the delete, as the model's query reads it. -#}
 {% macro forget_pupil_weeks_to_recompute() -%}
     delete from {{ this }} as stored
-    using ({{ pupil_weeks_to_recompute(newest_in_this('session_marks_built_at')) }}) as changed
+    using ({{ pupil_years_changed_since(newest_in_this('session_marks_built_at')) }}) as changed
     where stored.pupil_key = changed.pupil_key
       and stored.academic_year = changed.academic_year
       and stored.week_start_date >= changed.first_changed_week
+{%- endmacro %}
+
+{#- Pre-hook of fct_pupil_attendance_periods: delete the periods ending on or after the week a day
+    opened or closed, for the pupil-years it makes to redo. A week can go only so (its open days all
+    closed), and with it its half-term's and term's totals: the model writes the periods that still
+    have weeks, and those it does not write are gone. -#}
+{% macro forget_periods_from_days_opened_or_closed() -%}
+    delete from {{ this }} as stored
+    using ({{ pupil_years_at_days_opened_or_closed_since(newest_in_this('session_marks_built_at')) }}) as flipped
+    where stored.pupil_key = flipped.pupil_key
+      and stored.academic_year = flipped.academic_year
+      and stored.period_end_date >= flipped.first_changed_week
 {%- endmacro %}

@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_school_day_statuses') }}
 {{
     config(
         materialized='incremental',
@@ -17,7 +18,7 @@
 -- every pupil week of history each night instead (11.9 s at 100 schools, on the night's critical path).
 -- A closed day adds no session, only its dates and missing marks, which are kept in their own
 -- columns: a re-summed year takes its closed-day figures from its marks only if one of them may
--- have changed, and otherwise keeps the stored ones.
+-- have changed (or a day at its school opened or closed), and otherwise keeps the stored ones.
 {% set measures = attendance_measures() %}
 {% if is_incremental() %}{% set since = newest_in_this('session_marks_built_at') %}{% endif %}
 with pupil_years as (
@@ -39,8 +40,9 @@ closed_days as (
 {% if is_incremental() %}
 closed_day_changes as (
     -- The pupil-years with a mark built since (fct_session_marks' built_at index) on a closed day,
-    -- or on or before their last stored closed day, which may have opened since.
-    select distinct marks.pupil_key, marks.school_urn, marks.academic_year
+    -- or on or before their last stored closed day, which may have opened since; and those with
+    -- marks at a school from a day that opened or closed since.
+    select marks.pupil_key, marks.school_urn, marks.academic_year
     from {{ ref('fct_session_marks') }} as marks
     left join closed_days
         on marks.school_urn = closed_days.school_urn and marks.session_date = closed_days.session_date
@@ -48,6 +50,9 @@ closed_day_changes as (
         on marks.pupil_key = stored.pupil_key and marks.academic_year = stored.academic_year
     where marks.built_at > {{ since }}
       and (closed_days.session_date is not null or marks.session_date <= stored.closed_day_last_session_date)
+    union
+    select pupil_key, school_urn, academic_year
+    from ({{ pupil_years_at_days_opened_or_closed_since(since) }}) as flipped
 ),
 {% endif %}
 

@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('int_school_day_statuses') }}
 {{
     config(
         materialized='incremental',
@@ -17,9 +18,10 @@
 -- week of its academic year, and nothing earlier. So a night recomputes, for each
 -- pupil-year whose marks it changed, the weeks from the first changed one on, and
 -- carries the running totals forward from the stored week before it. A new day
--- touches only its own week. A pre-hook first deletes the weeks to recompute (so a week
--- whose open days have all closed goes), and the recomputed weeks are appended
--- (macros/pupil_weeks.sql); the unique index keeps the grain.
+-- touches only its own week. A day that opened or closed (int_school_day_statuses) makes
+-- every pupil marked at its school from that day on changed, from its week. A pre-hook
+-- first deletes the weeks to recompute (so a week whose open days have all closed goes),
+-- and the recomputed weeks are appended (macros/pupil_weeks.sql); the unique index keeps the grain.
 --
 -- A full build reads the marks in pupil order (their pupil_key index, each pupil's few
 -- hundred marks sorted as they come) and looks each day up in int_school_days, so each
@@ -30,7 +32,7 @@
 with
 {% if is_incremental() %}
 changed as (
-    {{ pupil_weeks_to_recompute(newest_in_this('session_marks_built_at')) }}
+    {{ pupil_years_changed_since(newest_in_this('session_marks_built_at')) }}
 ),
 
 carried as (

@@ -10,9 +10,8 @@ with days as (
         session_date,
         academic_year,
         cast({{ dbt.date_trunc('week', 'session_date') }} as date) as week_start_date
-    from {{ ref('int_school_session_codes') }}
-    group by school_urn, session_date, academic_year
-    having sum(case when is_possible then marks else 0 end) > 0
+    from {{ ref('int_school_day_statuses') }}
+    where is_open
 ),
 
 numbered as (

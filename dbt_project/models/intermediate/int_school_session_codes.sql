@@ -4,7 +4,7 @@
         unique_key=['school_urn', 'session_date', 'session_name'],
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        indexes=[{'columns': ['school_urn', 'session_date']}],
+        indexes=[{'columns': ['school_urn', 'session_date']}, {'columns': ['session_marks_built_at']}],
     )
 }}
 -- How many marks of each code each school recorded in each session: the small table

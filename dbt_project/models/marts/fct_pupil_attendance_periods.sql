@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('fct_session_marks') }}, {{ ref('int_school_day_statuses') }}
 {{
     config(
         materialized='incremental',
@@ -5,6 +6,7 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[{'columns': ['pupil_key', 'academic_year']}, {'columns': ['session_marks_built_at']}],
+        pre_hook="{{ forget_periods_from_days_opened_or_closed() if is_incremental() }}",
     )
 }}
 -- One row per enrolment per reporting period (week, half-term, term) it had marks in,
@@ -13,23 +15,49 @@
 --
 -- Incremental: a night rewrites only the weeks, half-terms and terms holding a week
 -- whose marks it changed, summing each from all of its weeks; history stays as built.
+-- When a day opens or closes, a pre-hook first deletes its school's pupils' periods from
+-- that week on (macros/pupil_weeks.sql), and the half-term and term of each one's last week
+-- before it are rewritten too: the week that went may have been their last.
 {% set measures = attendance_measures() %}
 {% if is_incremental() %}
 {% set since = newest_in_this('session_marks_built_at') %}
-with touched_terms as (
-    select distinct pupil_key, academic_year, {{ term_name('half_term_number') }} as term_label
+with redone_from as (
+    -- where an opened or closed day's pupil-years are redone from: their last week before it
+    select flipped.pupil_key, flipped.academic_year, before_change.week_start_date, before_change.half_term_number
+    from ({{ pupil_years_at_days_opened_or_closed_since(since) }}) as flipped
+    cross join lateral (
+        select weeks.week_start_date, weeks.half_term_number
+        from {{ ref('int_pupil_weeks') }} as weeks
+        where weeks.pupil_key = flipped.pupil_key
+          and weeks.academic_year = flipped.academic_year
+          and weeks.week_start_date < flipped.first_changed_week
+        order by weeks.week_start_date desc
+        limit 1
+    ) as before_change
+),
+
+touched_terms as (
+    select pupil_key, academic_year, {{ term_name('half_term_number') }} as term_label
     from {{ ref('int_pupil_weeks') }}
     -- after the newest marks this table has summed (an index answers it)
     where session_marks_built_at > {{ since }}
+    union
+    select pupil_key, academic_year, {{ term_name('half_term_number') }}
+    from redone_from
 ),
 
 pupil_weeks as (
     -- every week of a touched term, to sum its periods whole
-    select weeks.*
+    select
+        weeks.*,
+        weeks.session_marks_built_at > {{ since }} or weeks.week_start_date >= redone_from.week_start_date
+            as is_to_rewrite
     from {{ ref('int_pupil_weeks') }} as weeks
     inner join touched_terms
         on weeks.pupil_key = touched_terms.pupil_key and weeks.academic_year = touched_terms.academic_year
         and {{ term_name('weeks.half_term_number') }} = touched_terms.term_label
+    left join redone_from
+        on weeks.pupil_key = redone_from.pupil_key and weeks.academic_year = redone_from.academic_year
 ),
 {% else %}
 with pupil_weeks as (
@@ -87,7 +115,7 @@ periods as (
     group by pupil_key, school_urn, academic_year, {{ period_column }}
     {% if is_incremental() %}
     -- rewrite only the periods holding a changed week (the rest of the term is read to sum them)
-    having max(session_marks_built_at) > {{ since }}
+    having bool_or(is_to_rewrite)
     {% endif %}
     {% endfor %}
 )

@@ -1,9 +1,9 @@
--- depends_on: {{ ref('int_pupil_weeks') }}
+-- depends_on: {{ ref('fct_session_marks') }}, {{ ref('int_school_day_statuses') }}
 {{
     config(
         materialized='incremental',
-        unique_key=['academic_year', 'academic_week_number'],
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
+        pre_hook="{{ forget_weeks_from_first_changed() if is_incremental() }}",
         on_schema_change='fail',
     )
 }}
@@ -15,7 +15,8 @@
 --
 -- Incremental: a changed mark moves the year-to-date figures of its week and every
 -- later week of its academic year, so a night recomputes, in each academic year it
--- changed, the weeks from the first changed one on. A full refresh restates every
+-- changed, the weeks from the first changed one on, deleting them first so a week that
+-- went (its only open day closed) goes. A full refresh restates every
 -- week with the latest pupil characteristics and benchmarks.
 {#- What each school, phase and year group counts; every scope sums the same counts. -#}
 {% set counts = {
