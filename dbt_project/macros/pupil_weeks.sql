@@ -42,26 +42,18 @@
     group by pupil_key, academic_year
 {%- endmacro %}
 
-{#- Pre-hook: delete the stored weeks about to be recomputed (each changed pupil-year's weeks from
-    its first changed one on), which the model then appends. A week whose open days have all closed
-    is not recomputed, and a delete of the recomputed weeks' keys alone kept it with its old counts.
-    The bound is read as a literal before the delete, as the model's query reads it. -#}
-{% macro forget_pupil_weeks_to_recompute() -%}
+{#- Pre-hook: delete this model's rows of the pupil-years `changed` lists (pupil_key, academic_year,
+    first_changed_week) dated (by `date_column`) in or after their first changed week; the model then
+    writes those that still exist. A week whose open days have all closed is not recomputed, and a
+    delete of the recomputed rows' keys alone kept it with its old counts. The bound (this model's
+    newest row) is read as a literal before the delete, as the model's query reads it.
+    int_pupil_weeks deletes every changed pupil-year's weeks so; fct_pupil_attendance_periods only
+    those of a day that opened or closed (a week can go only so), and with them the half-terms and
+    terms ending on them. -#}
+{% macro forget_pupil_rows_from_first_changed_week(changed, date_column) -%}
     delete from {{ this }} as stored
-    using ({{ pupil_years_changed_since(newest_in_this('session_marks_built_at')) }}) as changed
+    using ({{ changed }}) as changed
     where stored.pupil_key = changed.pupil_key
       and stored.academic_year = changed.academic_year
-      and stored.week_start_date >= changed.first_changed_week
-{%- endmacro %}
-
-{#- Pre-hook of fct_pupil_attendance_periods: delete the periods ending on or after the week a day
-    opened or closed, for the pupil-years it makes to redo. A week can go only so (its open days all
-    closed), and with it its half-term's and term's totals: the model writes the periods that still
-    have weeks, and those it does not write are gone. -#}
-{% macro forget_periods_from_days_opened_or_closed() -%}
-    delete from {{ this }} as stored
-    using ({{ pupil_years_at_days_opened_or_closed_since(newest_in_this('session_marks_built_at')) }}) as flipped
-    where stored.pupil_key = flipped.pupil_key
-      and stored.academic_year = flipped.academic_year
-      and stored.period_end_date >= flipped.first_changed_week
+      and stored.{{ date_column }} >= changed.first_changed_week
 {%- endmacro %}

@@ -7,7 +7,8 @@
         indexes=[{'columns': ['pupil_key', 'academic_year', 'week_start_date'], 'unique': True},
                  {'columns': ['school_urn', 'school_week_number']},
                  {'columns': ['session_marks_built_at']}],
-        pre_hook="{{ forget_pupil_weeks_to_recompute() if is_incremental() else 'set local enable_sort = off' }}",
+        pre_hook="{{ forget_pupil_rows_from_first_changed_week(pupil_years_changed_since(newest_in_this('session_marks_built_at')), 'week_start_date')
+                    if is_incremental() else 'set local enable_sort = off' }}",
     )
 }}
 -- One row per enrolment per school week it had marks in: the week's session counts

@@ -6,7 +6,8 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[{'columns': ['pupil_key', 'academic_year']}, {'columns': ['session_marks_built_at']}],
-        pre_hook="{{ forget_periods_from_days_opened_or_closed() if is_incremental() }}",
+        pre_hook="{{ forget_pupil_rows_from_first_changed_week(pupil_years_at_days_opened_or_closed_since(newest_in_this('session_marks_built_at')), 'period_end_date')
+                    if is_incremental() }}",
     )
 }}
 -- One row per enrolment per reporting period (week, half-term, term) it had marks in,
