@@ -52,8 +52,19 @@
     terms ending on them. -#}
 {% macro forget_pupil_rows_from_first_changed_week(changed, date_column) -%}
     delete from {{ this }} as stored
-    using ({{ changed }}) as changed
-    where stored.pupil_key = changed.pupil_key
-      and stored.academic_year = changed.academic_year
-      and stored.{{ date_column }} >= changed.first_changed_week
+    where stored.ctid = any (array(
+        -- Each changed pupil-year's rows looked up through the table's pupil-year index (offset 0
+        -- keeps the lateral a loop). Joined, PostgreSQL hashed the pupil-years and read the whole
+        -- table: at 100 schools 4.1 M weeks for 99,911, 1.22 s against 0.60 s this way.
+        select to_forget.ctid
+        from ({{ changed }}) as changed
+        cross join lateral (
+            select pupil_row.ctid
+            from {{ this }} as pupil_row
+            where pupil_row.pupil_key = changed.pupil_key
+              and pupil_row.academic_year = changed.academic_year
+              and pupil_row.{{ date_column }} >= changed.first_changed_week
+            offset 0
+        ) as to_forget
+    ))
 {%- endmacro %}
