@@ -1,4 +1,3 @@
--- depends_on: {{ ref('int_school_day_statuses') }}
 {{
     config(
         materialized='incremental',
@@ -31,10 +30,9 @@ with pupil_years as (
 
 closed_days as (
     select school_urn, session_date, academic_year
-    from {{ ref('int_school_session_codes') }}
-    where session_date <= (select as_of_date from {{ ref('int_reporting_date') }})
-    group by school_urn, session_date, academic_year
-    having sum(case when is_possible then marks else 0 end) = 0
+    from {{ ref('int_school_day_statuses') }}
+    where not is_open
+      and session_date <= (select as_of_date from {{ ref('int_reporting_date') }})
 ),
 
 {% if is_incremental() %}

@@ -16,8 +16,9 @@
 -- that a day flipped: int_school_days is rebuilt from the current marks alone.
 --
 -- Incremental: a night re-reads the days of the sessions it recounted in
--- int_school_session_codes (found by its session_marks_built_at index); status_changed_at is that night's build time when a stored
--- day's status differs, and stays as it was otherwise (null: never changed since first seen).
+-- int_school_session_codes (found by its session_marks_built_at index); status_changed_at
+-- is that night's build time when a stored day's status differs, and stays as it was
+-- otherwise (null: never changed since first seen).
 {% if is_incremental() %}
 {% set since = newest_in_this('session_marks_built_at') %}
 with touched_days as (
