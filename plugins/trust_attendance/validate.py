@@ -18,7 +18,6 @@ stand from that batch (``small_file_findings``).
 from __future__ import annotations
 
 import codecs
-import contextlib
 import copy
 import csv
 import datetime as dt
@@ -406,10 +405,6 @@ def suite_parameters(school_urn: str, extract_date: dt.date) -> dict:
 STAGED_SUITES = {MARKS_FILE, COMPLETENESS}  # checked in the warehouse; the rest in pandas
 
 
-def _definition_name(asset_name: str) -> str:
-    return f"{asset_name}_validation"
-
-
 class GxRunner:
     """Runs the suites as GX checkpoints; one per process, reused for every batch.
 
@@ -429,7 +424,7 @@ class GxRunner:
         self.batch_results: list = []
         self.suites = {file_name: self.context.suites.add(ExpectationSuite(**load_suite_document(suite_name)))
                        for file_name, suite_name in SUITE_FOR_FILE.items()}
-        self.warehouses: dict[str, object] = {}
+        self.warehouses: dict[str, tuple] = {}  # url -> the staged suites' checkpoint and table assets
         landing = self.context.data_sources.add_pandas("landing")
         self.checkpoints = {
             file_name: self._checkpoint(
@@ -441,7 +436,8 @@ class GxRunner:
     def _checkpoint(self, batch_definitions: dict, name: str):
         """A checkpoint validating each batch definition ({file name: definition}) with its file's suite."""
         definitions = [self.context.validation_definitions.add_or_update(self.gx.ValidationDefinition(
-            name=_definition_name(batch_definition.data_asset.name), data=batch_definition, suite=self.suites[file_name]))
+            name=f"{batch_definition.data_asset.datasource.name}_{batch_definition.data_asset.name}_validation",
+            data=batch_definition, suite=self.suites[file_name]))
             for file_name, batch_definition in batch_definitions.items()]
         return self.context.checkpoints.add_or_update(self.gx.Checkpoint(
             name=f"{name}_checkpoint", validation_definitions=definitions,
@@ -453,32 +449,35 @@ class GxRunner:
                          {file_name: ([], None)})
 
     def run_staged(self, url: str, tables: dict[str, tuple[str, list[str] | None]], parameters: dict,
-                   school_urn: str, name: str) -> list[Finding]:
-        """Validate tables of the validation schema where they lie (GX's PostgreSQL datasource), one
-        checkpoint for the batch: ``tables`` maps a file name to its table and the ``index_columns``
-        that name a failing row (None: list no rows)."""
+                   school_urn: str) -> list[Finding]:
+        """Validate a batch's tables of the validation schema where they lie (GX's PostgreSQL
+        datasource), in one checkpoint: ``tables`` maps a file name to its table and the
+        ``index_columns`` that name a failing row (None: list no rows)."""
+        from great_expectations.compatibility.sqlalchemy import quoted_name
+
+        checkpoint, assets = self._staged_checkpoint(url, {file_name: table for file_name, (table, _) in tables.items()})
+        for file_name, (table, _) in tables.items():
+            # A quoted_name, as GX's validator makes the name it is created with: its column lookup expects one.
+            assets[file_name].table_name = quoted_name(table, quote=False)
+        return self._run(checkpoint, {}, parameters, school_urn,
+                         {file_name: (index_columns, (url, table)) for file_name, (table, index_columns) in tables.items()})
+
+    def _staged_checkpoint(self, url: str, tables: dict[str, str]):
+        """The checkpoint of the staged suites in the warehouse at ``url`` and their table assets,
+        made at its first batch. Each batch points the assets at its own tables: making the assets,
+        definitions and checkpoint again for every batch was a sixth of its validation time."""
         if url not in self.warehouses:
-            self.warehouses[url] = self.context.data_sources.add_or_update_postgres(
+            source = self.context.data_sources.add_or_update_postgres(
                 f"warehouse_{len(self.warehouses)}",
                 connection_string=url.replace("postgresql://", "postgresql+psycopg://", 1))
-        source = self.warehouses[url]
-        try:
-            batch_definitions = {
-                file_name: source.add_table_asset(name=table, table_name=table, schema_name=STAGING_SCHEMA)
-                .add_batch_definition_whole_table("whole")
-                for file_name, (table, _) in tables.items()}
-            return self._run(self._checkpoint(batch_definitions, name), {}, parameters, school_urn,
-                             {file_name: (index_columns, (url, table)) for file_name, (table, index_columns) in tables.items()})
-        finally:  # a batch's tables are checked once: keep the context's state the same size batch after batch
-            from great_expectations.exceptions import DataContextError
-
-            for factory, definition in [(self.context.checkpoints, f"{name}_checkpoint")] + [
-                    (self.context.validation_definitions, _definition_name(table)) for table, _ in tables.values()]:
-                with contextlib.suppress(DataContextError):  # not made if the run failed before it
-                    factory.delete(definition)
-            for table, _ in tables.values():
-                with contextlib.suppress(LookupError):
-                    source.delete_asset(table)
+            assets = {file_name: source.add_table_asset(name=SUITE_FOR_FILE[file_name], table_name=table,
+                                                        schema_name=STAGING_SCHEMA)
+                      for file_name, table in tables.items()}
+            checkpoint = self._checkpoint(
+                {file_name: asset.add_batch_definition_whole_table("whole") for file_name, asset in assets.items()},
+                f"staged_{len(self.warehouses)}")
+            self.warehouses[url] = checkpoint, assets
+        return self.warehouses[url]
 
     def _run(self, checkpoint, batch_parameters: dict, parameters: dict, school_urn: str,
              files: dict[str, tuple[list[str] | None, tuple[str, str] | None]]) -> list[Finding]:
@@ -537,17 +536,18 @@ class GxRunner:
 
     def build_data_docs(self, folder: Path) -> Path:
         """Render this batch's validation results (only) as a Data Docs site in ``folder``."""
-        if "batch_site" in (self.context.get_site_names() or []):
-            self.context.delete_data_docs_site("batch_site")
+        from great_expectations.render.renderer.site_builder import SiteBuilder
+
+        # The site builder the context would make from a site's config, made directly: adding and
+        # deleting a site in the context's config for every batch serialised the whole config twice.
         views = {"module_name": __name__}
-        self.context.add_data_docs_site(site_name="batch_site", site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
-                                   "view": views | {"class_name": "CompiledOnceIndexPageView"}},
-            "site_section_builders": {"validations": {"view": views | {"class_name": "CompiledOncePageView"}}},
-        })
-        self.context.build_data_docs(site_names=["batch_site"], resource_identifiers=self.batch_results)
+        SiteBuilder(
+            data_context=self.context, site_name="batch_site",
+            store_backend={"class_name": "TupleFilesystemStoreBackend", "base_directory": str(folder)},
+            site_index_builder={"class_name": "DefaultSiteIndexBuilder",
+                                "view": views | {"class_name": "CompiledOnceIndexPageView"}},
+            site_section_builders={"validations": {"view": views | {"class_name": "CompiledOncePageView"}}},
+        ).build(resource_identifiers=self.batch_results)
         # Forget them: the site builder lists every stored result, so in a process that validates
         # school after school (airflow dags test) each batch's Data Docs would cost more than the last.
         store = self.context.validation_results_store
@@ -760,7 +760,7 @@ def validate_batch(batch: LandedBatch, url: str) -> tuple[ValidationReport, dict
     report.findings += findings
     staged = {MARKS_FILE: (_staged_name(batch, "marks"), ["line_number"]),
               COMPLETENESS: (_staged_name(batch, "completeness"), None)}
-    for finding in runner.run_staged(url, staged, parameters, batch.school_urn, _staged_name(batch, "batch")):
+    for finding in runner.run_staged(url, staged, parameters, batch.school_urn):
         if finding.file == COMPLETENESS:
             finding.values, finding.lines = missing_marks_listed(url, batch), []
         report.findings.append(finding)
