@@ -426,7 +426,7 @@ class GxRunner:
         self.batch_results: list = []
         self.suites = {file_name: self.context.suites.add(ExpectationSuite(**load_suite_document(suite_name)))
                        for file_name, suite_name in SUITE_FOR_FILE.items()}
-        self.warehouses: dict[str, tuple] = {}  # url -> the staged suites' checkpoint and table assets
+        self.staged_checkpoints: dict[str, tuple] = {}  # warehouse url -> the staged suites' checkpoint and table assets
         landing = self.context.data_sources.add_pandas("landing")
         self.checkpoints = {
             file_name: self._checkpoint(
@@ -457,29 +457,29 @@ class GxRunner:
         ``index_columns`` that name a failing row (None: list no rows)."""
         from great_expectations.compatibility.sqlalchemy import quoted_name
 
-        checkpoint, assets = self._staged_checkpoint(url, {file_name: table for file_name, (table, _) in tables.items()})
+        checkpoint, assets = self._staged_checkpoint(url, tables)
         for file_name, (table, _) in tables.items():
             # A quoted_name, as GX's validator makes the name it is created with: its column lookup expects one.
             assets[file_name].table_name = quoted_name(table, quote=False)
         return self._run(checkpoint, {}, parameters, school_urn,
                          {file_name: (index_columns, (url, table)) for file_name, (table, index_columns) in tables.items()})
 
-    def _staged_checkpoint(self, url: str, tables: dict[str, str]):
+    def _staged_checkpoint(self, url: str, tables: dict[str, tuple[str, list[str] | None]]):
         """The checkpoint of the staged suites in the warehouse at ``url`` and their table assets,
         made at its first batch. Each batch points the assets at its own tables: making the assets,
         definitions and checkpoint again for every batch was a third of a night's batch's Python calls."""
-        if url not in self.warehouses:
+        if url not in self.staged_checkpoints:
             source = self.context.data_sources.add_or_update_postgres(
-                f"warehouse_{len(self.warehouses)}",
+                f"warehouse_{len(self.staged_checkpoints)}",
                 connection_string=url.replace("postgresql://", "postgresql+psycopg://", 1))
             assets = {file_name: source.add_table_asset(name=SUITE_FOR_FILE[file_name], table_name=table,
                                                         schema_name=STAGING_SCHEMA)
-                      for file_name, table in tables.items()}
+                      for file_name, (table, _) in tables.items()}
             checkpoint = self._checkpoint(
                 {file_name: asset.add_batch_definition_whole_table("whole") for file_name, asset in assets.items()},
-                f"staged_{len(self.warehouses)}")
-            self.warehouses[url] = checkpoint, assets
-        return self.warehouses[url]
+                f"staged_{len(self.staged_checkpoints)}")
+            self.staged_checkpoints[url] = checkpoint, assets
+        return self.staged_checkpoints[url]
 
     def _run(self, checkpoint, batch_parameters: dict, parameters: dict, school_urn: str,
              files: dict[str, tuple[list[str] | None, tuple[str, str] | None]]) -> list[Finding]:
