@@ -28,6 +28,21 @@ offsets as (
     select 0 as weeks_ago union all select 1 as weeks_ago
 ),
 
+weeks_read_from as (
+    -- The earliest week the windows below sum: this academic year's first, or the first of any
+    -- school's last 11 school weeks (last week's ten-week window) if that is earlier. A week
+    -- starts on or after six days before its first school day. Bounding the weeks read by it
+    -- leaves earlier years unread: at 100 schools the model read all 4.1 M stored weeks
+    -- (two years) to sum 1.8 M.
+    select least(
+        min(days.session_date) - 6,
+        make_date((select academic_year from reporting), 9, 1) - 6
+    ) as week_start_date
+    from {{ ref('int_school_days') }} as days
+    inner join school_now on days.school_urn = school_now.school_urn
+    where days.school_week_number > school_now.school_week_number - 11
+),
+
 pupils_in_year as (
     select distinct pupil_key, school_urn
     from {{ ref('int_pupil_weeks') }}
@@ -61,6 +76,7 @@ windows as (
     cross join offsets
     inner join {{ ref('int_pupil_weeks') }} as weeks
         on weeks.pupil_key = pupils_in_year.pupil_key
+        and weeks.week_start_date >= (select week_start_date from weeks_read_from)
         and weeks.school_week_number <= school_now.school_week_number - offsets.weeks_ago
         and (
             weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 10
