@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
 
+import pytest
 import sqlalchemy as sa
 
-from trust_attendance.warehouse import DBT_SESSION_OPTIONS, EmbeddedPostgres, dbt_env, free_port, masked
+from trust_attendance.warehouse import (BIND_ATTEMPTS, DBT_SESSION_OPTIONS, EmbeddedPostgres, WarehouseError, dbt_env,
+                                        free_port, masked)
 
 
 def test_embedded_postgres_starts_stops_and_keeps_its_data(isolated_var_dir):
@@ -43,3 +47,29 @@ def test_dbt_env_and_masking_keep_the_password_out_of_messages():
                             "WAREHOUSE_USER": "loader", "WAREHOUSE_PASSWORD": "s3cret",
                             "WAREHOUSE_DBNAME": "warehouse", "PGOPTIONS": DBT_SESSION_OPTIONS}
     assert masked(url) == "postgresql://loader:***@db.example.org:6543/warehouse"
+
+
+def test_embedded_postgres_waits_out_a_port_held_for_a_moment(isolated_var_dir):
+    # A socket bound to the port but not listening, as an outgoing connection's is: the pre-start
+    # check (nothing answers) passes and PostgreSQL cannot bind. Held for 2 s, the start waits it out;
+    # held throughout, it fails naming the port and the setting to change.
+    port = free_port()
+    server = EmbeddedPostgres(root=isolated_var_dir / "held-port" / "pg", port=port)
+    server.initialise()
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", port))
+    with pytest.raises(WarehouseError, match=f"port {port} was still in use after {BIND_ATTEMPTS} tries.*WAREHOUSE_PORT"):
+        server.start()
+    assert not server.is_running()
+
+    release = threading.Timer(2.0, holder.close)
+    release.start()
+    try:
+        url = server.start()
+        with sa.create_engine(url).connect() as conn:
+            assert conn.execute(sa.text("select 1")).scalar() == 1
+    finally:
+        release.cancel()
+        holder.close()
+        server.stop()

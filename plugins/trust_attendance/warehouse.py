@@ -27,6 +27,7 @@ from .paths import var_dir
 
 AIRFLOW_CONN_ID = "trust_warehouse"
 DEFAULT_PORT = 55432
+BIND_ATTEMPTS = 5  # starts of the embedded server, a second apart, while its port is held by someone else
 DATABASE = "warehouse"
 ADMIN_USER = "warehouse_admin"
 # Memory for dbt's sessions (libpq reads PGOPTIONS): a build sorts and hashes millions of
@@ -202,7 +203,22 @@ class EmbeddedPostgres:
                 log.touch()
                 user = self._run_as()
                 os.chown(log, user.pw_uid, user.pw_gid)
-            self._pg("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(log), "-o", opts, "-w", "-t", str(int(timeout)))
+            # The default port lies in Linux's range for outgoing connections (32768-60999), so a
+            # client socket can hold it for a moment (seen once, right after `make test`): PostgreSQL
+            # then cannot bind it although nothing listens there. Such a clash passes; try again.
+            for _ in range(BIND_ATTEMPTS):
+                logged = log.stat().st_size if log.exists() else 0
+                started = self._pg("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(log), "-o", opts,
+                                   "-w", "-t", str(int(timeout)), check=False)
+                if started.returncode == 0:
+                    break
+                if b"Address already in use" not in _read_from(log, logged):
+                    raise WarehouseError(f"pg_ctl failed ({started.returncode}): "
+                                         f"{started.stderr.strip() or started.stdout.strip()} (see {log})")
+                time.sleep(1)
+            else:
+                raise WarehouseError(f"port {self.port} was still in use after {BIND_ATTEMPTS} tries a second "
+                                     f"apart (see {log}); set WAREHOUSE_PORT to a free port")
             self.port_file.write_text(str(self.port))
         self._wait_ready(timeout)
         return self.url
@@ -224,6 +240,15 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self.is_running():
             self._pg("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    """What ``path`` holds after its first ``offset`` bytes (nothing if it does not exist)."""
+    if not path.exists():
+        return b""
+    with path.open("rb") as file:
+        file.seek(offset)
+        return file.read()
 
 
 def _port_in_use(port: int) -> bool:
