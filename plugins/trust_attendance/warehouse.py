@@ -206,19 +206,19 @@ class EmbeddedPostgres:
             # The default port lies in Linux's range for outgoing connections (32768-60999), so a
             # client socket can hold it for a moment (seen once, right after `make test`): PostgreSQL
             # then cannot bind it although nothing listens there. Such a clash passes; try again.
-            for _ in range(BIND_ATTEMPTS):
+            for attempt in range(1, BIND_ATTEMPTS + 1):
                 logged = log.stat().st_size if log.exists() else 0
-                started = self._pg("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(log), "-o", opts,
-                                   "-w", "-t", str(int(timeout)), check=False)
-                if started.returncode == 0:
+                try:
+                    self._pg("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(log), "-o", opts,
+                             "-w", "-t", str(int(timeout)))
                     break
-                if b"Address already in use" not in _read_from(log, logged):
-                    raise WarehouseError(f"pg_ctl failed ({started.returncode}): "
-                                         f"{started.stderr.strip() or started.stdout.strip()} (see {log})")
+                except WarehouseError:
+                    if b"Address already in use" not in _read_from(log, logged):
+                        raise
+                    if attempt == BIND_ATTEMPTS:
+                        raise WarehouseError(f"port {self.port} was still in use after {BIND_ATTEMPTS} tries a "
+                                             f"second apart (see {log}); set WAREHOUSE_PORT to a free port") from None
                 time.sleep(1)
-            else:
-                raise WarehouseError(f"port {self.port} was still in use after {BIND_ATTEMPTS} tries a second "
-                                     f"apart (see {log}); set WAREHOUSE_PORT to a free port")
             self.port_file.write_text(str(self.port))
         self._wait_ready(timeout)
         return self.url
