@@ -43,5 +43,5 @@
 {#- The session counts every pupil-level mart carries, as <name>_sessions (plus missing_marks). -#}
 {% macro attendance_measures() -%}
     {{ return(['possible', 'present', 'approved_activity', 'attended', 'authorised_absence',
-               'unauthorised_absence', 'absence', 'late', 'late_after_register_closed', 'illness']) }}
+               'unauthorised_absence', 'absence', 'late', 'late_after_register_closed', 'illness', 'n_code']) }}
 {%- endmacro %}

@@ -10,6 +10,12 @@
     for a pupil absent throughout them); it must be at least n_code_days. Two school weeks:
     at 100 schools, 20 days read 3.2 M marks a night and the model took 12.2 s; 10 days, 8.4 s. -#}
 {% set streak_window_days = [10, n_code_days] | max %}
+{#- The sums over each pupil's last school weeks: (column, pupil-week measure, school weeks). -#}
+{% set window_sums = [
+    ('unauthorised_sessions_10_school_weeks', 'unauthorised_absence_sessions', 10),
+    ('late_sessions_4_school_weeks', 'late_sessions', 4),
+    ('possible_sessions_4_school_weeks', 'possible_sessions', 4),
+    ('absence_sessions_4_school_weeks', 'absence_sessions', 4)] %}
 
 with reporting as (
     -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
@@ -28,61 +34,66 @@ offsets as (
     select 0 as weeks_ago union all select 1 as weeks_ago
 ),
 
+year_to_date as (
+    select * from {{ ref('fct_pupil_attendance') }}
+    where academic_year = (select academic_year from reporting)
+),
+
 weeks_read_from as (
-    -- The earliest week the windows below sum: this academic year's first, or the first of any
-    -- school's last 11 school weeks (last week's ten-week window) if that is earlier. A week
-    -- starts on or after six days before its first school day. Bounding the weeks read by it
-    -- leaves earlier years unread: at 100 schools the model read all 4.1 M stored weeks
-    -- (two years) to sum 1.8 M.
-    select least(
-        min(days.session_date) - 6,
-        make_date((select academic_year from reporting), 9, 1) - 6
-    ) as week_start_date
+    -- The earliest week the windows below sum: the first of any school's last 11 school weeks
+    -- (last week's ten-week window). A week starts on or after six days before its first school
+    -- day. Bounding the weeks read by it leaves older weeks unread, so the read is the same size
+    -- in July as in September.
+    select min(days.session_date) - 6 as week_start_date
     from {{ ref('int_school_days') }} as days
     inner join school_now on days.school_urn = school_now.school_urn
     where days.school_week_number > school_now.school_week_number - 11
 ),
 
-pupils_in_year as (
-    select distinct pupil_key, school_urn
-    from {{ ref('int_pupil_weeks') }}
-    where academic_year = (select academic_year from reporting)
+recent_weeks as (
+    -- Sums over each enrolment's last school weeks as at the end of this school week
+    -- (weeks_ago = 0) and of the one before; and, this academic year, what the weeks after that
+    -- end added, to take off the year's totals.
+    select
+        weeks.pupil_key,
+        offsets.weeks_ago,
+        {% for column, measure, weeks_in_window in window_sums %}
+        sum(case when weeks.school_week_number <= school_now.school_week_number - offsets.weeks_ago
+                  and weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - {{ weeks_in_window }}
+                 then weeks.{{ measure }} else 0 end) as {{ column }},
+        {% endfor %}
+        {% for measure in ['possible', 'attended', 'absence'] %}
+        sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago
+                  and weeks.academic_year = (select academic_year from reporting)
+                 then weeks.{{ measure }}_sessions else 0 end) as {{ measure }}_sessions_since{{ "," if not loop.last }}
+        {% endfor %}
+    from {{ ref('int_pupil_weeks') }} as weeks
+    inner join school_now on weeks.school_urn = school_now.school_urn
+    cross join offsets
+    where weeks.week_start_date >= (select week_start_date from weeks_read_from)
+      and weeks.school_week_number > school_now.school_week_number - 11
+    group by weeks.pupil_key, offsets.weeks_ago
 ),
 
 windows as (
-    -- Criteria as at the end of this school week (weeks_ago = 0) and of the one before.
+    -- Every enrolment with marks this year, as at each week's end: its year to date is this
+    -- academic year's totals (fct_pupil_attendance) less what the weeks since added. Summing
+    -- every week of the year instead grew with the year (12 weeks in November, 39 in July).
     select
-        pupils_in_year.pupil_key,
-        pupils_in_year.school_urn,
+        year_to_date.pupil_key,
+        year_to_date.school_urn,
         offsets.weeks_ago,
-        sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 10
-                 then weeks.unauthorised_absence_sessions else 0 end) as unauthorised_sessions_10_school_weeks,
-        sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 4
-                 then weeks.late_sessions else 0 end) as late_sessions_4_school_weeks,
-        sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 4
-                 then weeks.possible_sessions else 0 end) as possible_sessions_4_school_weeks,
-        sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 4
-                 then weeks.absence_sessions else 0 end) as absence_sessions_4_school_weeks,
-        sum(case when weeks.academic_year = (select academic_year from reporting)
-                 then weeks.possible_sessions else 0 end) as year_to_date_possible_sessions,
-        sum(case when weeks.academic_year = (select academic_year from reporting)
-                 then weeks.attended_sessions else 0 end) as year_to_date_attended_sessions,
-        sum(case when weeks.academic_year = (select academic_year from reporting)
-                 then weeks.absence_sessions else 0 end) as year_to_date_absence_sessions,
-        sum(case when weeks.academic_year = (select academic_year from reporting)
-                 then weeks.n_code_sessions else 0 end) as year_to_date_n_code_sessions
-    from pupils_in_year
-    inner join school_now on pupils_in_year.school_urn = school_now.school_urn
+        {% for column, _, _ in window_sums %}
+        coalesce(recent_weeks.{{ column }}, 0) as {{ column }},
+        {% endfor %}
+        {% for measure in ['possible', 'attended', 'absence'] %}
+        year_to_date.{{ measure }}_sessions - coalesce(recent_weeks.{{ measure }}_sessions_since, 0)
+            as year_to_date_{{ measure }}_sessions{{ "," if not loop.last }}
+        {% endfor %}
+    from year_to_date
     cross join offsets
-    inner join {{ ref('int_pupil_weeks') }} as weeks
-        on weeks.pupil_key = pupils_in_year.pupil_key
-        and weeks.week_start_date >= (select week_start_date from weeks_read_from)
-        and weeks.school_week_number <= school_now.school_week_number - offsets.weeks_ago
-        and (
-            weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - 10
-            or weeks.academic_year = (select academic_year from reporting)
-        )
-    group by pupils_in_year.pupil_key, pupils_in_year.school_urn, offsets.weeks_ago
+    left join recent_weeks
+        on year_to_date.pupil_key = recent_weeks.pupil_key and offsets.weeks_ago = recent_weeks.weeks_ago
 ),
 
 criteria as (
@@ -174,6 +185,7 @@ day_runs as (
     -- A day counts towards a run of absence when the pupil was absent and attended no session.
     select
         pupil_days.pupil_key,
+        pupil_days.school_urn,
         max(pupil_days.school_day_number) as last_marked_day,
         max(case when not (pupil_days.absent > 0 and pupil_days.attended = 0) then pupil_days.school_day_number end)
             as last_day_not_absent,
@@ -186,7 +198,7 @@ day_runs as (
                  then pupil_days.n_codes else 0 end) as n_codes_in_last_{{ n_code_days }}_school_days
     from pupil_days
     inner join school_now on pupil_days.school_urn = school_now.school_urn
-    group by pupil_days.pupil_key
+    group by pupil_days.pupil_key, pupil_days.school_urn
 ),
 
 streaks as (
@@ -199,17 +211,11 @@ streaks as (
              then school_now.school_day_number - coalesce(day_runs.last_day_not_unauthorised, day_runs.day_before_first_mark)
              else 0 end as consecutive_school_days_unauthorised
     from day_runs
-    inner join pupils_in_year on day_runs.pupil_key = pupils_in_year.pupil_key
-    inner join school_now on pupils_in_year.school_urn = school_now.school_urn
+    inner join school_now on day_runs.school_urn = school_now.school_urn
 ),
 
 this_week as (select * from listed where weeks_ago = 0),
-last_week as (select * from listed where weeks_ago = 1),
-
-year_to_date as (
-    select * from {{ ref('fct_pupil_attendance') }}
-    where academic_year = (select academic_year from reporting)
-)
+last_week as (select * from listed where weeks_ago = 1)
 
 -- Every enrolment with marks this year has a row, even one whose only marks so far are
 -- closures ('#', no school week to count): it meets no criterion yet.
@@ -239,7 +245,7 @@ select
     year_to_date.illness_sessions / 2.0 as illness_days_this_year,
     year_to_date.illness_sessions > 30 as has_over_15_days_illness,
     -- N codes this year not resolved within {{ n_code_days }} school days: all this year's less the recent ones.
-    cast(coalesce(this_week.year_to_date_n_code_sessions, 0)
+    cast(year_to_date.n_code_sessions
          - coalesce(streaks.n_codes_in_last_{{ n_code_days }}_school_days, 0) as {{ dbt.type_int() }})
         as unresolved_n_codes,
     case
