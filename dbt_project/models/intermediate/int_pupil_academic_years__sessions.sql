@@ -8,11 +8,11 @@
     )
 }}
 -- One row per enrolment per academic year with marks up to the as-at date: its session counts,
--- summed from its school weeks (int_pupil_weeks, open days only) plus its marks on days the
--- school was closed ('#' for everyone, or nothing possible recorded): those count no possible
+-- the running totals of its last school week (int_pupil_weeks, open days only), plus its marks on
+-- days the school was closed ('#' for everyone, or nothing possible recorded): those count no possible
 -- session but still make an enrolment "with marks" and can be missing marks.
 --
--- Incremental: a night re-sums, from all their weeks, only the pupil-years whose marks it built
+-- Incremental: a night recounts only the pupil-years whose marks it built
 -- (int_pupil_academic_years__marked); earlier years stay as built. fct_pupil_attendance re-summed
 -- every pupil week of history each night instead (11.9 s at 100 schools, on the night's critical path).
 -- A closed day adds no session, only its dates and missing marks, which are kept in their own
@@ -103,14 +103,31 @@ closed_day_sessions as (
 ),
 
 weeks_and_closed_days as (
-    -- each branch joins the pupil-years to sum, so a night sums only their weeks and closed days
-    select weeks.pupil_key, weeks.school_urn, weeks.academic_year, weeks.first_session_date, weeks.last_session_date,
-        {% for measure in measures %}weeks.{{ measure }}_sessions, {% endfor %}weeks.missing_marks,
+    -- each branch joins the pupil-years to sum, so a night reads only their weeks and closed days
+    select pupil_years.pupil_key, last_week.school_urn, pupil_years.academic_year, first_week.first_session_date,
+        last_week.last_session_date,
+        {% for measure in measures %}last_week.year_to_date_{{ measure }}_sessions as {{ measure }}_sessions, {% endfor %}
+        last_week.year_to_date_missing_marks as missing_marks,
         cast(null as date) as closed_day_first_session_date, cast(null as date) as closed_day_last_session_date,
         0 as closed_day_missing_marks, pupil_years.session_marks_built_at
-    from {{ ref('int_pupil_weeks') }} as weeks
-    inner join pupil_years
-        on weeks.pupil_key = pupil_years.pupil_key and weeks.academic_year = pupil_years.academic_year
+    from pupil_years
+    -- A year's weeks sum to its last week's running totals: two steps along the
+    -- (pupil_key, academic_year, week_start_date) index, where summing every week grew with the
+    -- year (at 20 schools 2.0 s a night in November, 3.6 s in July).
+    cross join lateral (
+        select *
+        from {{ ref('int_pupil_weeks') }} as weeks
+        where weeks.pupil_key = pupil_years.pupil_key and weeks.academic_year = pupil_years.academic_year
+        order by weeks.week_start_date desc
+        limit 1
+    ) as last_week
+    cross join lateral (
+        select weeks.first_session_date
+        from {{ ref('int_pupil_weeks') }} as weeks
+        where weeks.pupil_key = pupil_years.pupil_key and weeks.academic_year = pupil_years.academic_year
+        order by weeks.week_start_date
+        limit 1
+    ) as first_week
     union all
     select closed.pupil_key, closed.school_urn, closed.academic_year,
         closed.closed_day_first_session_date, closed.closed_day_last_session_date,
