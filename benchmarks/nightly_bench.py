@@ -300,7 +300,9 @@ def new_database(server_url: str, name: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", choices=PRESETS, default="medium")
-    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 11, 20))
+    parser.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 11, 20),
+                        help="the last school day of history; the night is the next (a later one in the year "
+                             "shows what the year's length costs; one in the future skips the scheduler runs)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark folder")
     args = parser.parse_args()
     n_schools = PRESETS[args.preset]
@@ -358,7 +360,11 @@ def main() -> None:
         print(f"   the same night re-run (every school's batch replaced, nothing new): {rerun_s:.1f} s "
               f"(dbt_build {rerun_tasks.get('dbt_build')} s against {tasks.get('dbt_build')} s)")
         print("   its task seconds: " + task_split(rerun_tasks, rerun_stages))
-        for tuned in (False, True):
+        # Airflow 3's scheduler leaves a run dated in the future waiting (`airflow dags test` runs it).
+        scheduler_modes = (False, True) if extract_date <= dt.date.today() else ()
+        if not scheduler_modes:
+            print(f"   not re-run by a scheduler: it runs no night dated in the future ({extract_date})")
+        for tuned in scheduler_modes:
             scheduler_s, scheduler_tasks, scheduler_stages = trust.rerun_under_scheduler(extract_date, workers, tuned)
             print(f"   the same night re-run by a scheduler, LocalExecutor, {workers} tasks at a time, "
                   f"{'TASK_PROCESS_SETTINGS' if tuned else 'Airflow defaults'}: {scheduler_s:.1f} s "
