@@ -16,6 +16,10 @@
     ('late_sessions_4_school_weeks', 'late_sessions', 4),
     ('possible_sessions_4_school_weeks', 'possible_sessions', 4),
     ('absence_sessions_4_school_weeks', 'absence_sessions', 4)] %}
+{#- The school weeks read: the longest window, as at the end of last week (weeks_ago = 1). -#}
+{% set school_weeks_read = (window_sums | map(attribute='2') | max) + 1 %}
+{#- The year-to-date counts the criteria take, as this year's totals less the weeks since. -#}
+{% set year_to_date_measures = ['possible', 'attended', 'absence'] %}
 
 with reporting as (
     -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
@@ -40,14 +44,14 @@ year_to_date as (
 ),
 
 weeks_read_from as (
-    -- The earliest week the windows below sum: the first of any school's last 11 school weeks
-    -- (last week's ten-week window). A week starts on or after six days before its first school
+    -- The earliest week the windows below sum: the first of any school's last school weeks read
+    -- (last week's ten-week window: 11). A week starts on or after six days before its first school
     -- day. Bounding the weeks read by it leaves older weeks unread, so the read is the same size
     -- in July as in September.
     select min(days.session_date) - 6 as week_start_date
     from {{ ref('int_school_days') }} as days
     inner join school_now on days.school_urn = school_now.school_urn
-    where days.school_week_number > school_now.school_week_number - 11
+    where days.school_week_number > school_now.school_week_number - {{ school_weeks_read }}
 ),
 
 recent_weeks as (
@@ -62,7 +66,7 @@ recent_weeks as (
                   and weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - {{ weeks_in_window }}
                  then weeks.{{ measure }} else 0 end) as {{ column }},
         {% endfor %}
-        {% for measure in ['possible', 'attended', 'absence'] %}
+        {% for measure in year_to_date_measures %}
         sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago
                   and weeks.academic_year = (select academic_year from reporting)
                  then weeks.{{ measure }}_sessions else 0 end) as {{ measure }}_sessions_since{{ "," if not loop.last }}
@@ -71,7 +75,7 @@ recent_weeks as (
     inner join school_now on weeks.school_urn = school_now.school_urn
     cross join offsets
     where weeks.week_start_date >= (select week_start_date from weeks_read_from)
-      and weeks.school_week_number > school_now.school_week_number - 11
+      and weeks.school_week_number > school_now.school_week_number - {{ school_weeks_read }}
     group by weeks.pupil_key, offsets.weeks_ago
 ),
 
@@ -86,7 +90,7 @@ windows as (
         {% for column, _, _ in window_sums %}
         coalesce(recent_weeks.{{ column }}, 0) as {{ column }},
         {% endfor %}
-        {% for measure in ['possible', 'attended', 'absence'] %}
+        {% for measure in year_to_date_measures %}
         year_to_date.{{ measure }}_sessions - coalesce(recent_weeks.{{ measure }}_sessions_since, 0)
             as year_to_date_{{ measure }}_sessions{{ "," if not loop.last }}
         {% endfor %}
