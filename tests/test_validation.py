@@ -175,3 +175,15 @@ def test_what_a_small_files_checks_depend_on(batch):
     assert small_file_key(batch, "pupils.csv", tonight) == pupils
     batch.file("pupils.csv").write_text(batch.file("pupils.csv").read_text() + "\n")
     assert small_file_key(batch, "pupils.csv", tonight) != pupils
+
+
+def test_data_docs_show_a_failures_counts_and_values(batch, database_url):
+    """The suites run with GX's BOOLEAN_ONLY result and only failures run again for their details:
+    the batch's Data Docs show those details, not the bare pass/fail of the first run."""
+    _edit(batch.file("marks.csv"), 2, ",AM,/,", ",AM,Q9,")
+    report, _ = validate_batch(batch, database_url)
+    assert not report.passed
+    [page] = (Path(report.data_docs).parent / "validations" / "register_marks").glob("**/*.html")
+    html = page.read_text()
+    assert "Q9" in html  # the failing value, from the rerun's SUMMARY result
+    assert "unexpected" in html.lower()
