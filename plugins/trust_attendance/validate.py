@@ -414,8 +414,9 @@ class GxRunner:
     failing values (BASIC) cost GX a query per expectation, passing or not, and most nights pass
     everything, so only the expectations that failed run again, with the SUMMARY result: their
     counts, first failing values and (where rows can be named) lines. A night's batch of staged
-    marks took 135 ms of GX against 179 ms with BASIC (20 schools). The reruns replace the failures' results
-    in the batch's Data Docs, which are built once per batch, not after every checkpoint.
+    marks took 135 ms of GX against 179 ms with BASIC (20 schools). The reruns replace the
+    failures' results in the batch's Data Docs, which are built once per batch, not after every
+    checkpoint.
     """
 
     def __init__(self):
@@ -504,8 +505,7 @@ class GxRunner:
                 config = outcome.expectation_config
                 res = outcome.result or {}
                 lines = sorted(_line_of(i) for i in res.get("partial_unexpected_index_list") or [] if _line_of(i))
-                if staged and config.type == "expect_compound_columns_to_be_unique":
-                    # GX on SQL lists no rows for this check (only a query, which PostgreSQL finds ambiguous).
+                if _gx_cannot_name_rows(config, staged is not None):
                     lines = _duplicate_lines(*staged, config.kwargs["column_list"])
                 values = sorted({str(v) for v in (res.get("partial_unexpected_list") or []) if not pd.isna(v)})
                 values += _exception_messages(outcome.exception_info)
@@ -527,23 +527,23 @@ class GxRunner:
 
         failed = [i for i, outcome in enumerate(validation.results)
                   if not outcome.success and not _exception_messages(outcome.exception_info)]
-        # GX on SQL cannot name the rows a compound-uniqueness check failed on (_duplicate_lines does).
-        names_rows = {i: index_columns is not None and not (
-            staged and validation.results[i].expectation_config.type == "expect_compound_columns_to_be_unique")
-            for i in failed}
-        for listing_rows in (True, False):
-            positions = [i for i in failed if names_rows[i] == listing_rows]
+        if not failed:
+            return False
+        naming_rows = [i for i in failed if index_columns is not None
+                       and not _gx_cannot_name_rows(validation.results[i].expectation_config, staged)]
+        not_naming_rows = [i for i in failed if i not in naming_rows]
+        batch = definition.batch_definition.get_batch(batch_parameters=batch_parameters)
+        for positions, row_names in ((naming_rows, index_columns), (not_naming_rows, None)):
             if not positions:
                 continue
             suite = ExpectationSuite(name=f"{definition.name}_failures", expectations=[
                 copy.copy(validation.results[i].expectation_config.to_domain_obj()) for i in positions])
-            batch = definition.batch_definition.get_batch(batch_parameters=batch_parameters)
             again = batch.validate(suite, expectation_parameters=parameters, result_format={
                 "result_format": "SUMMARY", "partial_unexpected_count": MAX_LISTED_ROWS}
-                | ({"unexpected_index_column_names": index_columns} if listing_rows else {}))
+                | ({"unexpected_index_column_names": row_names} if row_names is not None else {}))
             for i, rerun in zip(positions, again.results, strict=True):
                 validation.results[i] = rerun
-        return bool(failed)
+        return True
 
     def start_batch(self) -> None:
         self.batch_results = []
@@ -618,6 +618,12 @@ def _duplicate_lines(url: str, table: str, columns: list[str]) -> list[int]:
             " where copies > 1 order by 1 limit {}").format(
                 sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(STAGING_SCHEMA, table),
                 sql.Literal(MAX_LISTED_ROWS)))]
+
+
+def _gx_cannot_name_rows(config, staged: bool) -> bool:
+    """GX on SQL names no rows for a compound-uniqueness check (only a query, which PostgreSQL finds
+    ambiguous): _duplicate_lines finds them instead."""
+    return staged and config.type == "expect_compound_columns_to_be_unique"
 
 
 def _line_of(index) -> int | None:
