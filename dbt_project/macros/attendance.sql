@@ -82,10 +82,18 @@
     case when {{ half_term_number }} <= 2 then 'Autumn' when {{ half_term_number }} <= 4 then 'Spring' else 'Summer' end
 {%- endmacro %}
 
-{#- Post-hook: fresh statistics on a table just built, so the models built next in the same
-    run are planned on its real size (autovacuum's analyze may not have run yet). -#}
+{#- Post-hook: fresh statistics on a table just built whole, so the models built next in the
+    same run are planned on its real size (autovacuum's analyze may not have run yet). Not after
+    an incremental model's night: it changed a sliver of the table, whose statistics still hold,
+    and autovacuum analyses it again once a tenth of it has changed. Those analyses were a fifth
+    of a night's SQL at 20 schools (4.1 of 19.8 s, 1.25 s for fct_session_marks alone). -#}
 {% macro analyze_if_table() -%}
-    {%- if config.get('materialized') in ('table', 'incremental') -%} analyze {{ this }} {%- else -%} select 1 {%- endif -%}
+    {%- set materialized = config.get('materialized') -%}
+    {%- if materialized == 'table' or (materialized == 'incremental' and not is_incremental()) -%}
+        analyze {{ this }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
 {%- endmacro %}
 
 {#- on-run-start: fresh planner statistics for the source tables. The incremental models find
