@@ -83,14 +83,22 @@
 {%- endmacro %}
 
 {#- Post-hook: fresh statistics on a table just built whole, so the models built next in the
-    same run are planned on its real size (autovacuum's analyze may not have run yet). Not after
-    an incremental model's night: it changed a sliver of the table, whose statistics still hold,
-    and autovacuum analyses it again once a tenth of it has changed. Those analyses were a fifth
-    of a night's SQL at 20 schools (4.1 of 19.8 s, 1.25 s for fct_session_marks alone). -#}
+    same run are planned on its real size (autovacuum's analyze may not have run yet). After an
+    incremental model's night, only its time stamps (columns ending in _at): the night changed a
+    sliver of the table, but every one of its rows carries a build time past the statistics' end,
+    and a model looking for them (built_at > its last build) was planned for one row (a nested
+    loop over 23 k marks at 20 schools, 0.9 s). The whole analyses were a fifth of a night's SQL
+    at 20 schools (4.1 of 19.8 s); the time stamps' take half as long or less. -#}
 {% macro analyze_if_table() -%}
     {%- set materialized = config.get('materialized') -%}
     {%- if materialized == 'table' or (materialized == 'incremental' and not is_incremental()) -%}
         analyze {{ this }}
+    {%- elif materialized == 'incremental' -%}
+        {%- set stamps = [] -%}
+        {%- for column in adapter.get_columns_in_relation(this) if column.name.endswith('_at') -%}
+            {%- do stamps.append(adapter.quote(column.name)) -%}
+        {%- endfor -%}
+        {{ 'analyze ' ~ this ~ ' (' ~ stamps | join(', ') ~ ')' if stamps else 'select 1' }}
     {%- else -%}
         select 1
     {%- endif -%}
