@@ -266,9 +266,11 @@ def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
     marks_1.write_text(marks_1.read_text().replace(f"{handbuilt.URN},HB-2,2026-09-17,AM,/,,", f"{handbuilt.URN},HB-2,2026-09-17,AM,,,"))
     # Night 2: HB-1's new Monday PM is blank and HB-3 has Monday's marks; HB-3's admission is
     # corrected to Friday 11 September (a session whose marks did not change), and HB-2
-    # moves from form 2A to 2B.
+    # moves from form 2A to 2B. HB-1's V on Wednesday 16 September PM is amended to a blank: a
+    # session open before and after the night (HB-2's unchanged mark), redone for HB-1 alone.
     marks_2 = night_2 / "marks.csv"
     marks_2.write_text(marks_2.read_text().replace(f"{handbuilt.URN},HB-1,2026-09-21,PM,\\,,", f"{handbuilt.URN},HB-1,2026-09-21,PM,,,")
+                       .replace(f"{handbuilt.URN},HB-1,2026-09-16,PM,V,,", f"{handbuilt.URN},HB-1,2026-09-16,PM,,,")
                        + f"{handbuilt.URN},HB-3,2026-09-21,AM,/,,\n{handbuilt.URN},HB-3,2026-09-21,PM,\\,,\n")
     enrolments_2 = night_2 / "enrolments.csv"
     enrolments_2.write_text(enrolments_2.read_text().replace(",HB-3,2026-09-14,", ",HB-3,2026-09-11,"))
@@ -297,6 +299,7 @@ def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
         night_2_rows = _missing_marks(conn)
         assert night_2_rows == [
             ("HB-1", "2026-09-14", "PM", "no mark recorded", "2A"),
+            ("HB-1", "2026-09-16", "PM", "blank mark", "2A"),  # amended from V
             ("HB-1", "2026-09-21", "PM", "blank mark", "2A"),
             ("HB-2", "2026-09-15", "PM", "blank mark", "2B"),  # moved form; the filled-in 17th is gone
             # on roll from Friday 11 now: 3 days x 2 sessions before Wednesday 16

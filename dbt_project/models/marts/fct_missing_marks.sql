@@ -14,7 +14,8 @@
 --
 -- Incremental: a night redoes only the sessions whose marks it changed and the pupils
 -- whose enrolments or form group it changed (macros/register_rebuilds.sql), so its cost
--- follows the night, not how far into the year it is.
+-- follows the night, not how far into the year it is. A session open before and after the
+-- night's marks (an amended one) is redone only for the pupils whose own marks changed.
 with reporting as (
     -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
     select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
@@ -31,16 +32,26 @@ open_sessions as (
 ),
 
 {% if is_incremental() %}
+sessions_open_throughout as (
+    {{ register_sessions_open_throughout() }}
+),
+
 sessions_to_redo as (
+    -- redone for every pupil on roll: new sessions, and those that may have opened or closed
     select *
     from open_sessions
     where (school_urn, session_date, session_name) in ({{ register_sessions_to_redo() }})
+      and (school_urn, session_date, session_name) not in (select * from sessions_open_throughout)
+),
+
+pupils_to_redo as (
+    {{ register_pupils_to_redo() }}
 ),
 
 enrolments_to_redo as (
     select *
     from {{ ref('int_enrolments__current') }}
-    where pupil_key in (select pupil_key from ({{ register_pupils_to_redo() }}) as changed)
+    where pupil_key in (select pupil_key from pupils_to_redo)
 ),
 
 other_sessions as (
@@ -49,11 +60,24 @@ other_sessions as (
     select * from sessions_to_redo
 ),
 
+remarked_sessions as (
+    -- in the sessions open throughout, the pupils whose own marks changed (the other pupils'
+    -- rows there stand; the pupils to redo are redone in every session below)
+    select marks.pupil_key, marks.school_urn, marks.session_date, marks.session_name
+    from {{ ref('fct_session_marks') }} as marks
+    where marks.built_at > {{ register_rows_built_since() }}
+      and (marks.school_urn, marks.session_date, marks.session_name) in (select * from sessions_open_throughout)
+      and marks.pupil_key not in (select pupil_key from pupils_to_redo)
+),
+
 expected as (
-    -- every pupil on roll in the sessions to redo, and the pupils to redo in the other sessions
+    -- every pupil on roll in the sessions to redo, the pupils to redo in the other sessions,
+    -- and the remarked pupils in theirs
     {{ pupils_on_roll_in('sessions_to_redo', ref('int_enrolments__current')) }}
     union all
     {{ pupils_on_roll_in('other_sessions', 'enrolments_to_redo') }}
+    union all
+    {{ pupils_on_roll_in('remarked_sessions', ref('int_enrolments__current'), of_pupils=true) }}
 )
 {% else %}
 expected as (
