@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,73 +194,118 @@ def _copy(conn: psycopg.Connection, table: str, columns: list[str], path: Path) 
 
 def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadResult:
     """Load one validated school batch in one transaction, marks from where validation staged them."""
+    with connect(url) as conn:  # commits on success, rolls back on any error
+        return _commit_load(conn, batch, report, _write_batch(conn, batch, report.staged_marks))
+
+
+class LoadBegun:
+    """A staged batch's load begun in its own transaction on a thread while the batch's GX checks
+    run: the load waits on PostgreSQL and the checks on Python, so the two share the machine's cores
+    instead of taking turns. Nothing is visible until ``commit`` with the checks' report; leaving
+    the ``with`` block without it rolls the load back, as if it had never begun."""
+
+    def __init__(self, url: str, batch: LandedBatch, staged_marks: int):
+        self.batch, self.conn = batch, connect(url)
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix=f"load-{batch.school_urn}")
+        self.written = self.writer.submit(_write_batch, self.conn, batch, staged_marks)
+
+    def commit(self, report: ValidationReport) -> LoadResult:
+        """Record the batch as loaded with ``report`` and commit; raises what the load raised."""
+        result = _commit_load(self.conn, self.batch, report, self.written.result())
+        self.conn.commit()
+        return result
+
+    def __enter__(self) -> "LoadBegun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        # The connection is the thread's until the load ends, however it ends; a load the
+        # checks did not let through (or that failed) rolls back before its stage is dropped.
+        wait([self.written])
+        self.writer.shutdown()
+        try:
+            if not self.conn.broken:
+                self.conn.rollback()  # the load, unless it was committed
+        finally:
+            self.conn.close()
+
+
+def _write_batch(conn: psycopg.Connection, batch: LandedBatch, staged_marks: int) -> tuple[int, int, dict[str, int]]:
+    """Write a staged batch into the raw tables, uncommitted: (marks in the extract, mark versions
+    added, rows per snapshot table)."""
     folder = validated_dir(batch)
     params = {"urn": batch.school_urn, "d": batch.extract_date}
     staged = staged_marks_table(batch)
-    with connect(url) as conn:  # commits on success, rolls back on any error
-        in_extract = conn.execute(sql.SQL("select count(*) from {}").format(staged)).fetchone()[0]
-        if in_extract != report.staged_marks:
-            # The stage is unlogged: a server crash empties it. Validating again restages it.
-            raise RuntimeError(f"school {batch.school_urn}: {in_extract} staged marks where validation staged "
-                               f"{report.staged_marks}; re-run the school's ingest_school task (it validates again)")
-        # A re-run of this night replaces what this night added.
-        conn.execute("delete from raw.register_marks where school_urn = %(urn)s and extract_date = %(d)s", params)
-        # From the batch log: asked of the marks, PostgreSQL walked the extract_date index through every
-        # other school's history first (up to 4.5 s a school at 100 schools).
-        has_history = conn.execute(
-            "select exists (select 1 from raw.load_batches where school_urn = %(urn)s and extract_date < %(d)s"
-            " and status = 'loaded')", params,
-        ).fetchone()[0]
-        # A school's first batch has nothing to compare with: every mark is a first version.
-        # Otherwise the latest earlier version of each key, read by one index range per pupil over
-        # the extract's dates (a night re-sends days, so most keys have one), not a lookup per mark.
-        previous_version = "" if not has_history else """
-            left join (
-                select distinct on (r.pupil_id, r.session_date, r.session)
-                    r.pupil_id, r.session_date, r.session, r.mark, r.minutes_late, r.comment
-                from raw.register_marks as r
-                where r.school_urn = %(urn)s and r.extract_date < %(d)s
-                  and r.pupil_id = any(array(select distinct pupil_id from incoming))
-                  and r.session_date between (select min(session_date) from incoming)
-                                         and (select max(session_date) from incoming)
-                order by r.pupil_id, r.session_date, r.session, r.extract_date desc
-            ) as previous
-                on previous.pupil_id = incoming.pupil_id and previous.session_date = incoming.session_date
-                and previous.session = incoming.session
-            where previous.pupil_id is null
-               or (previous.mark, previous.minutes_late, previous.comment)
-                  is distinct from (incoming.mark, incoming.minutes_late, incoming.comment)"""
-        added = conn.execute(
-            sql.SQL("""
-            with incoming as (
-                select school_urn, pupil_id, session_day as session_date, session, mark,
-                    cast(minutes_late as smallint) as minutes_late, comment
-                from {}
-            )
-            insert into raw.register_marks
-                (school_urn, pupil_id, session_date, session, mark, minutes_late, comment, extract_date)
-            select incoming.school_urn, incoming.pupil_id, incoming.session_date, incoming.session, incoming.mark,
-                incoming.minutes_late, incoming.comment, %(d)s
-            from incoming
-            """ + previous_version).format(staged),
-            params,
+    in_extract = conn.execute(sql.SQL("select count(*) from {}").format(staged)).fetchone()[0]
+    if in_extract != staged_marks:
+        # The stage is unlogged: a server crash empties it. Validating again restages it.
+        raise RuntimeError(f"school {batch.school_urn}: {in_extract} staged marks where validation staged "
+                           f"{staged_marks}; re-run the school's ingest_school task (it validates again)")
+    # A re-run of this night replaces what this night added.
+    conn.execute("delete from raw.register_marks where school_urn = %(urn)s and extract_date = %(d)s", params)
+    # From the batch log: asked of the marks, PostgreSQL walked the extract_date index through every
+    # other school's history first (up to 4.5 s a school at 100 schools).
+    has_history = conn.execute(
+        "select exists (select 1 from raw.load_batches where school_urn = %(urn)s and extract_date < %(d)s"
+        " and status = 'loaded')", params,
+    ).fetchone()[0]
+    # A school's first batch has nothing to compare with: every mark is a first version.
+    # Otherwise the latest earlier version of each key, read by one index range per pupil over
+    # the extract's dates (a night re-sends days, so most keys have one), not a lookup per mark.
+    previous_version = "" if not has_history else """
+        left join (
+            select distinct on (r.pupil_id, r.session_date, r.session)
+                r.pupil_id, r.session_date, r.session, r.mark, r.minutes_late, r.comment
+            from raw.register_marks as r
+            where r.school_urn = %(urn)s and r.extract_date < %(d)s
+              and r.pupil_id = any(array(select distinct pupil_id from incoming))
+              and r.session_date between (select min(session_date) from incoming)
+                                     and (select max(session_date) from incoming)
+            order by r.pupil_id, r.session_date, r.session, r.extract_date desc
+        ) as previous
+            on previous.pupil_id = incoming.pupil_id and previous.session_date = incoming.session_date
+            and previous.session = incoming.session
+        where previous.pupil_id is null
+           or (previous.mark, previous.minutes_late, previous.comment)
+              is distinct from (incoming.mark, incoming.minutes_late, incoming.comment)"""
+    added = conn.execute(
+        sql.SQL("""
+        with incoming as (
+            select school_urn, pupil_id, session_day as session_date, session, mark,
+                cast(minutes_late as smallint) as minutes_late, comment
+            from {}
+        )
+        insert into raw.register_marks
+            (school_urn, pupil_id, session_date, session, mark, minutes_late, comment, extract_date)
+        select incoming.school_urn, incoming.pupil_id, incoming.session_date, incoming.session, incoming.mark,
+            incoming.minutes_late, incoming.comment, %(d)s
+        from incoming
+        """ + previous_version).format(staged),
+        params,
+    ).rowcount
+    counts = {}
+    for name, table in SNAPSHOT_TABLE_FOR_FILE.items():
+        columns = VALIDATED_FILES[name]
+        conn.execute(f"delete from {table} where school_urn = %(urn)s and extract_date = %(d)s", params)
+        if not (folder / name).exists():
+            continue
+        _create_incoming(conn, "incoming", table, columns)
+        _copy(conn, "incoming", columns, folder / name)
+        counts[table] = conn.execute(
+            f"insert into {table} ({', '.join(columns)}, extract_date) "
+            f"select {', '.join(columns)}, %(d)s from incoming", params
         ).rowcount
-        counts = {}
-        for name, table in SNAPSHOT_TABLE_FOR_FILE.items():
-            columns = VALIDATED_FILES[name]
-            conn.execute(f"delete from {table} where school_urn = %(urn)s and extract_date = %(d)s", params)
-            if not (folder / name).exists():
-                continue
-            _create_incoming(conn, "incoming", table, columns)
-            _copy(conn, "incoming", columns, folder / name)
-            counts[table] = conn.execute(
-                f"insert into {table} ({', '.join(columns)}, extract_date) "
-                f"select {', '.join(columns)}, %(d)s from incoming", params
-            ).rowcount
-            conn.execute("drop table incoming")
-        _record(conn, batch, "loaded", report.to_dict() if report.findings else None,
-                in_extract, added, counts["raw.pupils"], counts["raw.enrolments"], report.data_docs)
-        drop_staged(conn, batch)
+        conn.execute("drop table incoming")
+    return in_extract, added, counts
+
+
+def _commit_load(conn: psycopg.Connection, batch: LandedBatch, report: ValidationReport,
+                 written: tuple[int, int, dict[str, int]]) -> LoadResult:
+    """Record a written batch as loaded, with its findings, and drop its stage (the caller commits)."""
+    in_extract, added, counts = written
+    _record(conn, batch, "loaded", report.to_dict() if report.findings else None,
+            in_extract, added, counts["raw.pupils"], counts["raw.enrolments"], report.data_docs)
+    drop_staged(conn, batch)
     return LoadResult(batch.school_urn, batch.extract_date.isoformat(), in_extract, added,
                       counts["raw.pupils"], counts["raw.enrolments"])
 
@@ -294,6 +340,7 @@ def quarantine(url: str, batch: LandedBatch, report: ValidationReport, quarantin
         shutil.rmtree(target)
     shutil.copytree(batch.folder, target)
     (target / "reason.json").write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+    shutil.rmtree(validated_dir(batch), ignore_errors=True)  # written before the checks failed: nothing to load
     with connect(url) as conn:
         _record(conn, batch, "quarantined", report.to_dict(), data_docs=report.data_docs)
         drop_staged(conn, batch)

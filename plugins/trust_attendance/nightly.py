@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from contextlib import nullcontext
 
 from . import load, sources, validate
 from .config import load_trust_config
 from .sources import LandedBatch
-from .validate import ValidationReport
 from .warehouse import ensure_access, masked, run_dbt, warehouse_url
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def prepare_warehouse() -> list[str]:
     return [school.urn for school in config.schools]
 
 
-def extract_school(school_urn: str, extract_date: dt.date) -> dict:
+def extract_school(school_urn: str, extract_date: dt.date) -> LandedBatch:
     config = load_trust_config()
     school = config.school(school_urn)
     try:
@@ -39,55 +39,39 @@ def extract_school(school_urn: str, extract_date: dt.date) -> dict:
         load.record_extract_failure(warehouse_url(), school_urn, extract_date, str(exc))
         raise
     log.info("landed %s", batch.folder)
-    return batch.to_dict()
-
-
-def validate_school(batch_dict: dict) -> dict:
-    """Validate a landed batch; quarantine it if a critical expectation fails."""
-    batch = LandedBatch.from_dict(batch_dict)
-    report, frames = validate.validate_batch(batch, warehouse_url())
-    for finding in report.findings:
-        (log.error if finding.severity == "critical" else log.warning)(finding.message())
-    result = {"batch": batch_dict, "report": report.to_dict()}
-    if report.passed:
-        load.write_validated(batch, frames)
-    else:
-        config = load_trust_config()
-        result["quarantined_to"] = str(load.quarantine(warehouse_url(), batch, report, config.quarantine_dir))
-        log.error("school %s quarantined for %s: see %s", batch.school_urn, batch.extract_date, result["quarantined_to"])
-    return result
-
-
-def load_school(validated: dict) -> dict | None:
-    """Load a batch that passed validation; return None for a quarantined one."""
-    if not validated["report"]["passed"]:
-        return None
-    batch = LandedBatch.from_dict(validated["batch"])
-    report = ValidationReport(batch.school_urn, batch.extract_date.isoformat(),
-                              data_docs=validated["report"]["data_docs"],
-                              staged_marks=validated["report"]["staged_marks"],
-                              small_files_checked_on=validated["report"]["small_files_checked_on"])
-    report.findings = [validate.Finding(**{k: v for k, v in f.items() if k != "message"})
-                       for f in validated["report"]["findings"]]
-    result = load.load_batch(warehouse_url(), batch, report)
-    log.info("loaded %s", result)
-    return result.to_dict()
+    return batch
 
 
 def ingest_school(school_urn: str, extract_date: dt.date) -> dict:
     """One school's night, extract -> validate -> load, as one task: the batch is the unit a retry
     repeats (each stage is idempotent for the night), and a night of 100 schools pays one task's
-    start-up per school rather than three. Returns what happened and each stage's seconds."""
+    start-up per school rather than three. Returns what happened and each stage's seconds; the
+    load runs beside the GX checks (``load.LoadBegun``), so ``load`` is what it took after them."""
     seconds, started = {}, time.perf_counter()
     batch = extract_school(school_urn, extract_date)
     seconds["extract"], started = time.perf_counter() - started, time.perf_counter()
-    validated = validate_school(batch)
-    seconds["validate"], started = time.perf_counter() - started, time.perf_counter()
-    loaded = load_school(validated)
+    url = warehouse_url()
+    report, frames = validate.stage_batch(batch, url)
+    staged, loaded = report.staged_marks is not None, None
+    if staged and report.passed:  # so far: the load begins beside the checks, which commit it or not
+        load.write_validated(batch, frames)
+    with load.LoadBegun(url, batch, report.staged_marks) if staged and report.passed else nullcontext() as begun:
+        if staged:
+            validate.check_batch(batch, url, report, frames)
+        seconds["validate"], started = time.perf_counter() - started, time.perf_counter()
+        if report.passed:
+            loaded = begun.commit(report)
+            log.info("loaded %s", loaded)
+    for finding in report.findings:
+        (log.error if finding.severity == "critical" else log.warning)(finding.message())
+    quarantined_to = None
+    if not report.passed:
+        quarantined_to = str(load.quarantine(url, batch, report, load_trust_config().quarantine_dir))
+        log.error("school %s quarantined for %s: see %s", batch.school_urn, batch.extract_date, quarantined_to)
     seconds["load"] = time.perf_counter() - started
     return {"school_urn": school_urn, "extract_date": extract_date.isoformat(),
-            "loaded": loaded, "quarantined_to": validated.get("quarantined_to"),
-            "findings": len(validated["report"]["findings"]),
+            "loaded": loaded.to_dict() if loaded else None, "quarantined_to": quarantined_to,
+            "findings": len(report.findings),
             "seconds": {stage: round(s, 3) for stage, s in seconds.items()}}
 
 

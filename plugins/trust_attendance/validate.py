@@ -762,6 +762,16 @@ def data_docs_dir(extract_date: dt.date, school_urn: str) -> Path:
 def validate_batch(batch: LandedBatch, url: str) -> tuple[ValidationReport, dict[str, pd.DataFrame]]:
     """Parse and validate one landed batch, staging its marks in the warehouse at ``url``.
     Returns the report and the parsed small files (the marks stay in the validation schema)."""
+    report, frames = stage_batch(batch, url)
+    if report.staged_marks is not None:  # parsed and staged
+        check_batch(batch, url, report, frames)
+    return report, frames
+
+
+def stage_batch(batch: LandedBatch, url: str) -> tuple[ValidationReport, dict[str, pd.DataFrame]]:
+    """Validation's first layer: parse the batch's files and stage its marks in the warehouse.
+    Returns the report (with the staged marks' count, or the parse failure and no frames) and the
+    parsed small files, transfer files included. ``check_batch`` runs the GX suites on them."""
     report = ValidationReport(batch.school_urn, batch.extract_date.isoformat())
     try:
         frames = {name: read_export(batch.file(name), batch.school_urn) for name in LAYOUT
@@ -773,6 +783,12 @@ def validate_batch(batch: LandedBatch, url: str) -> tuple[ValidationReport, dict
         report.findings.append(exc.finding)
         return report, {}
     report.findings += _transfer_files(batch, frames)
+    return report, frames
+
+
+def check_batch(batch: LandedBatch, url: str, report: ValidationReport, frames: dict[str, pd.DataFrame]) -> None:
+    """Validation's second layer: the GX suites on a staged batch, their findings added to
+    ``report``, and the batch's Data Docs."""
     runner = _runner()
     runner.start_batch()
     parameters = suite_parameters(batch.school_urn, batch.extract_date)
@@ -785,4 +801,3 @@ def validate_batch(batch: LandedBatch, url: str) -> tuple[ValidationReport, dict
             finding.values, finding.lines = missing_marks_listed(url, batch), []
         report.findings.append(finding)
     report.data_docs = str(runner.build_data_docs(data_docs_dir(batch.extract_date, batch.school_urn)))
-    return report, frames
