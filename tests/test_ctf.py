@@ -80,7 +80,8 @@ def test_a_ctf_is_parsed_and_loaded(batch_with, database_url):
     assert marks.iloc[2][["session_date", "session", "mark"]].tolist() == ["2026-06-02", "AM", "I"]
     load.ensure_raw_schema(database_url)
     load.write_validated(batch, frames)
-    load.load_batch(database_url, batch, report)
+    with load.LoadBegun(database_url, batch, report.staged_marks) as begun:
+        begun.commit(report)
     with sa.create_engine(database_url).connect() as conn:
         assert conn.execute(sa.text("select count(*) from raw.transfer_marks")).scalar() == 10
         assert conn.execute(sa.text("select sessions_unauthorised from raw.transfer_attendance")).scalar() == 1

@@ -52,7 +52,8 @@ def test_api_batch_is_the_same_as_the_csv_export_and_loads(api, tmp_path, databa
     assert report.passed, [f.message() for f in report.critical()]
     load.ensure_raw_schema(database_url)
     load.write_validated(batch, frames)
-    load.load_batch(database_url, batch, report)
+    with load.LoadBegun(database_url, batch, report.staged_marks) as begun:
+        begun.commit(report)
     with sa.create_engine(database_url).connect() as conn:
         assert conn.execute(sa.text("select count(*) from raw.register_marks")).scalar() == len(server.sessions)
         assert conn.execute(sa.text("select count(*) from raw.pupils")).scalar() == len(server.students)

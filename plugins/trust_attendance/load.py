@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,17 +192,12 @@ def _copy(conn: psycopg.Connection, table: str, columns: list[str], path: Path) 
                 copy.write(chunk)
 
 
-def load_batch(url: str, batch: LandedBatch, report: ValidationReport) -> LoadResult:
-    """Load one validated school batch in one transaction, marks from where validation staged them."""
-    with connect(url) as conn:  # commits on success, rolls back on any error
-        return _commit_load(conn, batch, report, _write_batch(conn, batch, report.staged_marks))
-
-
 class LoadBegun:
-    """A staged batch's load begun in its own transaction on a thread while the batch's GX checks
-    run: the load waits on PostgreSQL and the checks on Python, so the two share the machine's cores
-    instead of taking turns. Nothing is visible until ``commit`` with the checks' report; leaving
-    the ``with`` block without it rolls the load back, as if it had never begun."""
+    """A school batch's load in one transaction, marks from where validation staged them, begun on
+    a thread while the batch's GX checks run: the load waits on PostgreSQL and the checks on Python,
+    so the two share the machine's cores instead of taking turns. Nothing is visible until
+    ``commit`` with the checks' report; leaving the ``with`` block without it rolls the load back,
+    as if it had never begun."""
 
     def __init__(self, url: str, batch: LandedBatch, staged_marks: int):
         self.batch, self.conn = batch, connect(url)
@@ -210,18 +205,23 @@ class LoadBegun:
         self.written = self.writer.submit(_write_batch, self.conn, batch, staged_marks)
 
     def commit(self, report: ValidationReport) -> LoadResult:
-        """Record the batch as loaded with ``report`` and commit; raises what the load raised."""
-        result = _commit_load(self.conn, self.batch, report, self.written.result())
+        """Record the batch as loaded with ``report``, drop its stage and commit; raises what the
+        load raised."""
+        in_extract, added, counts = self.written.result()
+        _record(self.conn, self.batch, "loaded", report.to_dict() if report.findings else None,
+                in_extract, added, counts["raw.pupils"], counts["raw.enrolments"], report.data_docs)
+        drop_staged(self.conn, self.batch)
         self.conn.commit()
-        return result
+        return LoadResult(self.batch.school_urn, self.batch.extract_date.isoformat(), in_extract, added,
+                          counts["raw.pupils"], counts["raw.enrolments"])
 
     def __enter__(self) -> "LoadBegun":
         return self
 
     def __exit__(self, *exc) -> None:
-        # The connection is the thread's until the load ends, however it ends; a load the
-        # checks did not let through (or that failed) rolls back before its stage is dropped.
-        wait([self.written])
+        # The connection is the thread's until the load ends, however it ends (shutdown waits for
+        # it); a load the checks did not let through (or that failed) rolls back before its stage
+        # is dropped.
         self.writer.shutdown()
         try:
             if not self.conn.broken:
@@ -297,17 +297,6 @@ def _write_batch(conn: psycopg.Connection, batch: LandedBatch, staged_marks: int
         ).rowcount
         conn.execute("drop table incoming")
     return in_extract, added, counts
-
-
-def _commit_load(conn: psycopg.Connection, batch: LandedBatch, report: ValidationReport,
-                 written: tuple[int, int, dict[str, int]]) -> LoadResult:
-    """Record a written batch as loaded, with its findings, and drop its stage (the caller commits)."""
-    in_extract, added, counts = written
-    _record(conn, batch, "loaded", report.to_dict() if report.findings else None,
-            in_extract, added, counts["raw.pupils"], counts["raw.enrolments"], report.data_docs)
-    drop_staged(conn, batch)
-    return LoadResult(batch.school_urn, batch.extract_date.isoformat(), in_extract, added,
-                      counts["raw.pupils"], counts["raw.enrolments"])
 
 
 def _record(conn, batch: LandedBatch | None, status: str, reason: dict | None, marks: int | None = None,

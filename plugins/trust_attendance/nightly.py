@@ -54,9 +54,10 @@ def ingest_school(school_urn: str, extract_date: dt.date) -> dict:
     url = warehouse_url()
     report, frames = validate.stage_batch(batch, url)
     staged, loaded = report.staged_marks is not None, None
-    if staged and report.passed:  # so far: the load begins beside the checks, which commit it or not
+    loading = staged and report.passed  # so far: the load begins beside the checks, which commit it or not
+    if loading:
         load.write_validated(batch, frames)
-    with load.LoadBegun(url, batch, report.staged_marks) if staged and report.passed else nullcontext() as begun:
+    with load.LoadBegun(url, batch, report.staged_marks) if loading else nullcontext() as begun:
         if staged:
             validate.check_batch(batch, url, report, frames)
         seconds["validate"], started = time.perf_counter() - started, time.perf_counter()
