@@ -95,13 +95,10 @@ weekly as (
     cross join {{ ref('int_reporting_date') }} as reporting
     where marks.session_date <= reporting.as_of_date
     {% if is_incremental() %}
-      -- The earliest changed week, applied as the marks are read: by the block-range index on
-      -- session_date, this academic year's marks only (fct_session_marks writes the earlier years
-      -- first). Within the year they lie in pupil order after a rebuild, so the re-sent window's
-      -- amendments, which make most pupils' last two weeks re-read, still read most of the year.
-      -- When the years lay together PostgreSQL read every mark (39 M at 100 schools, 6 s warm) to
-      -- keep 1.75 M. As a literal the plan took the (school_urn, session_date) index instead, and
-      -- was no faster.
+      -- The earliest changed week, applied as the marks are read. At 100 schools PostgreSQL still
+      -- reads every mark for it (39 M, 6 s warm) to keep 1.75 M: the re-sent window's amendments
+      -- make most pupils' last two weeks re-read. As a literal the plan took the (school_urn,
+      -- session_date) index instead, and was no faster: after a rebuild those marks lie in pupil order.
       and marks.session_date >= (select min(first_changed_week) from changed)
     {% endif %}
     group by marks.pupil_key, marks.school_urn, marks.academic_year, days.week_start_date,

@@ -52,23 +52,6 @@
 -- it. At 100 schools a night's 173,828 marks (14,648 of them amended) took 11.0-14.2 s against
 -- 14.0-16.1 s.
 
-{#- A full build writes the marks of the latest extract's academic year after the earlier years',
-    each slice sorted by pupil as the window needs, so the block-range index on session_date skips
-    the earlier years for the night's "this year" and "recent days" reads. Sorted as one, every
-    pupil's years lay together: at 20 schools four of a night's reads scanned all 5.1 M marks.
-    A leading academic-year sort key cost the sort its abbreviated pupil keys (the select 14.1 s
-    against 11.8 s); two sorts of the slices cost nothing (11.8 s against 12.3 s). -#}
-{% set academic_year_slices = [none] %}
-{% if not is_incremental() and execute and model.resource_type != 'unit_test' %}
-    {% set latest_year_start = run_query(
-        "select make_date(cast(" ~ academic_year_start('max(extract_date)') ~ " as " ~ dbt.type_int() ~ "), 9, 1)"
-        ~ " from " ~ ref('stg_mis__load_batches')).columns[0].values()[0] %}
-    {% if latest_year_start is not none %}
-        {% set academic_year_slices = ["session_date < '" ~ latest_year_start ~ "'",
-                                       "session_date >= '" ~ latest_year_start ~ "'"] %}
-    {% endif %}
-{% endif %}
-
 {% if is_incremental() %}
 {% set watermark_sql %}
     -- The newest version read so far is among the rows the last build wrote ((built_at, loaded_at) index).
@@ -175,12 +158,12 @@ versions as (
         and marks.session_name = touched.session_name
 ),
 {% else %}
-with versions as not materialized (
+with versions as (
     select * from {{ ref('stg_mis__register_marks') }}
 ),
 {% endif %}
 
-candidates as not materialized (
+candidates as (
     select
         school_urn,
         pupil_id,
@@ -200,16 +183,12 @@ ranked as (
     -- build's select 10.5 s against 12.3 s). Ordered by the raw key instead, the raw table's
     -- primary key could feed it unsorted, but only while the table lies in key order: history
     -- loaded night by night lies in date order, and sorting by the raw key took 13.1 s.
-    {% for slice in academic_year_slices -%}
     select
         candidates.*,
         lead(extract_date) over by_version is null as is_latest_version,
         row_number() over by_version as version_number
     from candidates
-    {% if slice %}where {{ slice }}{% endif %}
     window by_version as (partition by pupil_key, session_date, session_name order by extract_date)
-    {% if not loop.last %}union all{% endif %}
-    {% endfor -%}
 ),
 
 codes as (
