@@ -393,12 +393,11 @@ def send_exception_emails(run_date: dt.date, config: TrustConfig | None = None,
     settings = smtp_settings()
     outcome = {}
     url = warehouse_url()
-    with connect(url) as ledger:
-        ledger.execute(LEDGER_DDL)
     # One ledger connection for every school, autocommitted: each row is written before and after
     # its school's SMTP conversation. A connection per school cost about 4 ms each (at 20 schools a
     # night's emails already sent were checked in 107 ms, now 20).
     with engine(url).connect() as conn, connect(url, autocommit=True) as ledger:
+        ledger.execute(LEDGER_DDL)
         for school in config.schools:
             row = ledger.execute("select status from publish.sent_emails where school_urn = %s and run_date = %s "
                                  "and kind = 'exceptions'", (school.urn, run_date)).fetchone()
