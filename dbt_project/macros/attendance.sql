@@ -82,6 +82,11 @@
     case when {{ half_term_number }} <= 2 then 'Autumn' when {{ half_term_number }} <= 4 then 'Spring' else 'Summer' end
 {%- endmacro %}
 
+{#- Half-term from its number: 'Autumn 1', 'Autumn 2', 'Spring 1' ... -#}
+{% macro half_term_name(half_term_number) -%}
+    {{ dbt.concat([term_name(half_term_number), "' '", "case when " ~ half_term_number ~ " % 2 = 1 then '1' else '2' end"]) }}
+{%- endmacro %}
+
 {#- Post-hook: fresh statistics on a table just built whole, so the models built next in the
     same run are planned on its real size (autovacuum's analyze may not have run yet). After an
     incremental model's night, only its time stamps (columns ending in _at): the night changed a

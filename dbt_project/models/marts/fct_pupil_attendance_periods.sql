@@ -1,4 +1,4 @@
--- depends_on: {{ ref('fct_session_marks') }}, {{ ref('int_school_day_statuses') }}
+-- depends_on: {{ ref('fct_session_marks') }}, {{ ref('int_school_day_statuses') }}, {{ ref('int_school_days') }}
 {{
     config(
         materialized='incremental',
@@ -11,121 +11,169 @@
     )
 }}
 -- One row per enrolment per reporting period (week, half-term, term) it had marks in,
--- summed from the enrolment's school weeks (int_pupil_weeks): a week lies inside one
--- half-term, a half-term inside one term.
+-- from the enrolment's school weeks (int_pupil_weeks): a week lies inside one half-term,
+-- a half-term inside one term.
 --
--- Incremental: a night rewrites only the weeks, half-terms and terms holding a week
--- whose marks it changed, summing each from all of its weeks; history stays as built.
--- When a day opens or closes, a pre-hook first deletes its school's pupils' periods from
--- that week on (macros/pupil_weeks.sql), and the half-term and term of each one's last week
--- before it are rewritten too: the week that went may have been their last.
-{% set measures = attendance_measures() %}
+-- Incremental: a night rewrites only the weeks, half-terms and terms holding a week whose
+-- marks it changed; history stays as built. A rewritten half-term or term is not summed from
+-- its weeks again but read off two of them: int_pupil_weeks carries the year's running totals,
+-- so a period's counts are its last week's totals less its first week's, plus the first week's
+-- own counts. When a day opens or closes, a pre-hook first deletes its school's pupils' periods
+-- from that week on (macros/pupil_weeks.sql), and the half-term and term of each one's last
+-- week before it are rewritten too: the week that went may have been their last.
+{% set counts = [] %}
+{% for measure in attendance_measures() %}{% do counts.append(measure ~ '_sessions') %}{% endfor %}
+{% do counts.append('missing_marks') %}
 {% if is_incremental() %}
 {% set since = newest_in_this('session_marks_built_at') %}
-with redone_from as (
-    -- where an opened or closed day's pupil-years are redone from: their last week before it
-    select flipped.pupil_key, flipped.academic_year, before_change.week_start_date, before_change.half_term_number
+with weeks as (
+    -- the weeks recomputed after the newest this table has read (an index answers it): each
+    -- changed pupil-year's weeks from its first changed one to its last, so a period holding
+    -- one of them has its last week among them
+    select * from {{ ref('int_pupil_weeks') }}
+    where session_marks_built_at > {{ since }}
+),
+
+half_terms_to_rewrite as (
+    select pupil_key, school_urn, academic_year, half_term_number
+    from weeks
+    union
+    -- the half-term of an opened or closed day's pupil-years' last week before it
+    select flipped.pupil_key, flipped.school_urn, flipped.academic_year, before_change.half_term_number
     from ({{ pupil_years_at_days_opened_or_closed_since(since) }}) as flipped
     cross join lateral (
-        select weeks.week_start_date, weeks.half_term_number
-        from {{ ref('int_pupil_weeks') }} as weeks
-        where weeks.pupil_key = flipped.pupil_key
-          and weeks.academic_year = flipped.academic_year
-          and weeks.week_start_date < flipped.first_changed_week
-        order by weeks.week_start_date desc
+        select stored.half_term_number
+        from {{ ref('int_pupil_weeks') }} as stored
+        where stored.pupil_key = flipped.pupil_key
+          and stored.academic_year = flipped.academic_year
+          and stored.week_start_date < flipped.first_changed_week
+        order by stored.week_start_date desc
         limit 1
     ) as before_change
 ),
 
-touched_terms as (
-    select pupil_key, academic_year, {{ term_name('half_term_number') }} as term_label
-    from {{ ref('int_pupil_weeks') }}
-    -- after the newest marks this table has summed (an index answers it)
-    where session_marks_built_at > {{ since }}
-    union
-    select pupil_key, academic_year, {{ term_name('half_term_number') }}
-    from redone_from
+school_half_terms as (
+    select school_urn, academic_year, half_term_number, min(week_start_date) as first_week, max(week_start_date) as last_week
+    from {{ ref('int_school_days') }}
+    group by school_urn, academic_year, half_term_number
 ),
 
-pupil_weeks as (
-    -- every week of a touched term, to sum its periods whole: each term's weeks looked up through
-    -- the pupil-year index (offset 0 keeps the lateral a loop). Joined, PostgreSQL hashed every
-    -- stored week, the whole history (at 20 schools 542 k weeks read for 125 k).
+periods_to_rewrite as (
+    -- each rewritten half-term and its term, with the weeks they span at the school
     select
-        weeks.*,
-        weeks.session_marks_built_at > {{ since }} or weeks.week_start_date >= redone_from.week_start_date
-            as is_to_rewrite
-    from touched_terms
+        touched.pupil_key,
+        touched.school_urn,
+        touched.academic_year,
+        'half_term' as period_type,
+        {{ half_term_name('touched.half_term_number') }} as period_label,
+        school.first_week,
+        school.last_week
+    from half_terms_to_rewrite as touched
+    inner join school_half_terms as school
+        on touched.school_urn = school.school_urn
+        and touched.academic_year = school.academic_year
+        and touched.half_term_number = school.half_term_number
+    union
+    select
+        touched.pupil_key,
+        touched.school_urn,
+        touched.academic_year,
+        'term',
+        {{ term_name('touched.half_term_number') }},
+        min(school.first_week),
+        max(school.last_week)
+    from half_terms_to_rewrite as touched
+    inner join school_half_terms as school
+        on touched.school_urn = school.school_urn
+        and touched.academic_year = school.academic_year
+        and {{ term_name('touched.half_term_number') }} = {{ term_name('school.half_term_number') }}
+    group by touched.pupil_key, touched.school_urn, touched.academic_year, touched.half_term_number
+),
+
+longer_periods as (
+    -- Each period's first and last week, one step along int_pupil_weeks' (pupil_key,
+    -- academic_year, week_start_date) index from the school's bounds, where summing every week
+    -- of a rewritten term read the whole term.
+    select
+        periods.pupil_key,
+        periods.school_urn,
+        periods.academic_year,
+        periods.period_type,
+        periods.period_label,
+        first_week.first_session_date as period_start_date,
+        last_week.last_session_date as period_end_date,
+        greatest(first_week.session_marks_built_at, last_week.session_marks_built_at) as session_marks_built_at,
+        {% for count in counts %}
+        last_week.year_to_date_{{ count }} - first_week.year_to_date_{{ count }} + first_week.{{ count }}
+            as {{ count }}{{ "," if not loop.last }}
+        {% endfor %}
+    from periods_to_rewrite as periods
     cross join lateral (
-        select term_weeks.*
-        from {{ ref('int_pupil_weeks') }} as term_weeks
-        where term_weeks.pupil_key = touched_terms.pupil_key
-          and term_weeks.academic_year = touched_terms.academic_year
-          and {{ term_name('term_weeks.half_term_number') }} = touched_terms.term_label
-        offset 0
-    ) as weeks
-    left join redone_from
-        on weeks.pupil_key = redone_from.pupil_key and weeks.academic_year = redone_from.academic_year
+        select *
+        from {{ ref('int_pupil_weeks') }} as stored
+        where stored.pupil_key = periods.pupil_key
+          and stored.academic_year = periods.academic_year
+          and stored.week_start_date >= periods.first_week
+        order by stored.week_start_date
+        limit 1
+    ) as first_week
+    cross join lateral (
+        select *
+        from {{ ref('int_pupil_weeks') }} as stored
+        where stored.pupil_key = periods.pupil_key
+          and stored.academic_year = periods.academic_year
+          and stored.week_start_date <= periods.last_week
+        order by stored.week_start_date desc
+        limit 1
+    ) as last_week
 ),
 {% else %}
-with pupil_weeks as (
+with weeks as (
     select * from {{ ref('int_pupil_weeks') }}
 ),
-{% endif %}
 
-weeks_to_sum as (
-    select
-        *,
-        {{ dbt.concat(["'w/c '", dbt.safe_cast('week_start_date', api.Column.translate_type('string'))]) }} as week_label,
-        {{ dbt.concat([term_name('half_term_number'), "' '", "case when half_term_number % 2 = 1 then '1' else '2' end"]) }}
-            as half_term_label,
-        {{ term_name('half_term_number') }} as term_label
-    from pupil_weeks
-),
-
-periods as (
-    -- A week period is one pupil week (int_pupil_weeks' grain), taken as it is; half-terms
-    -- and terms sum their weeks. Grouping every pupil week by itself took half a full build
-    -- (at 20 schools, 2.5 of 4.7 s, spilling to disk).
-    select
-        pupil_key,
-        school_urn,
-        academic_year,
-        'week' as period_type,
-        week_label as period_label,
-        first_session_date as period_start_date,
-        last_session_date as period_end_date,
-        session_marks_built_at,
-        {% for measure in measures %}
-        {{ measure }}_sessions,
-        {% endfor %}
-        missing_marks
-    from weeks_to_sum
-    {% if is_incremental() %}
-    where session_marks_built_at > {{ since }}
-    {% endif %}
-    {% for period_type, period_column in [('half_term', 'half_term_label'), ('term', 'term_label')] %}
-    union all
+longer_periods as (
+    -- half-terms and terms summed from their weeks, every pupil's at once
+    {% for period_type, period_grouping, period_label in [
+        ('half_term', 'half_term_number', half_term_name('half_term_number')),
+        ('term', term_name('half_term_number'), term_name('half_term_number'))] %}
     select
         pupil_key,
         school_urn,
         academic_year,
         '{{ period_type }}' as period_type,
-        {{ period_column }} as period_label,
+        {{ period_label }} as period_label,
         min(first_session_date) as period_start_date,
         max(last_session_date) as period_end_date,
         max(session_marks_built_at) as session_marks_built_at,
-        {% for measure in measures %}
-        sum({{ measure }}_sessions) as {{ measure }}_sessions,
+        {% for count in counts %}
+        sum({{ count }}) as {{ count }}{{ "," if not loop.last }}
         {% endfor %}
-        sum(missing_marks) as missing_marks
-    from weeks_to_sum
-    group by pupil_key, school_urn, academic_year, {{ period_column }}
-    {% if is_incremental() %}
-    -- rewrite only the periods holding a changed week (the rest of the term is read to sum them)
-    having bool_or(is_to_rewrite)
-    {% endif %}
+    from weeks
+    group by pupil_key, school_urn, academic_year, {{ period_grouping }}
+    {{ "union all" if not loop.last }}
     {% endfor %}
+),
+{% endif %}
+
+periods as (
+    -- A week period is one pupil week (int_pupil_weeks' grain), taken as it is. Grouping every
+    -- pupil week by itself took half a full build (at 20 schools, 2.5 of 4.7 s, spilling to disk).
+    select
+        pupil_key,
+        school_urn,
+        academic_year,
+        'week' as period_type,
+        {{ dbt.concat(["'w/c '", dbt.safe_cast('week_start_date', api.Column.translate_type('string'))]) }} as period_label,
+        first_session_date as period_start_date,
+        last_session_date as period_end_date,
+        session_marks_built_at,
+        {% for count in counts %}
+        {{ count }}{{ "," if not loop.last }}
+        {% endfor %}
+    from weeks
+    union all
+    select * from longer_periods
 )
 
 select
@@ -136,10 +184,9 @@ select
     period_label,
     period_start_date,
     period_end_date,
-    {% for measure in measures %}
-    cast({{ measure }}_sessions as {{ dbt.type_int() }}) as {{ measure }}_sessions,
+    {% for count in counts %}
+    cast({{ count }} as {{ dbt.type_int() }}) as {{ count }},
     {% endfor %}
-    cast(missing_marks as {{ dbt.type_int() }}) as missing_marks,
     {{ attendance_rates() }},
     session_marks_built_at
 from periods
