@@ -28,8 +28,7 @@
 {% set since = newest_in_this('session_marks_built_at') %}
 with weeks as (
     -- the weeks recomputed after the newest this table has read (an index answers it): each
-    -- changed pupil-year's weeks from its first changed one to its last, so a period holding
-    -- one of them has its last week among them
+    -- changed pupil-year's weeks from its first changed one to its last
     select * from {{ ref('int_pupil_weeks') }}
     where session_marks_built_at > {{ since }}
 ),
@@ -73,7 +72,7 @@ periods_to_rewrite as (
         on touched.school_urn = school.school_urn
         and touched.academic_year = school.academic_year
         and touched.half_term_number = school.half_term_number
-    union
+    union  -- a term's two half-terms give it once
     select
         touched.pupil_key,
         touched.school_urn,
@@ -102,6 +101,7 @@ longer_periods as (
         periods.period_label,
         first_week.first_session_date as period_start_date,
         last_week.last_session_date as period_end_date,
+        -- the newer of the two weeks it is read off
         greatest(first_week.session_marks_built_at, last_week.session_marks_built_at) as session_marks_built_at,
         {% for count in counts %}
         last_week.year_to_date_{{ count }} - first_week.year_to_date_{{ count }} + first_week.{{ count }}
