@@ -45,3 +45,12 @@
     {{ return(['possible', 'present', 'approved_activity', 'attended', 'authorised_absence',
                'unauthorised_absence', 'absence', 'late', 'late_after_register_closed', 'illness', 'n_code']) }}
 {%- endmacro %}
+
+{#- The same counts as column names, with missing_marks: what int_pupil_weeks keeps for each week,
+    each with its year_to_date_ running total. -#}
+{% macro pupil_week_counts() -%}
+    {% set counts = [] %}
+    {% for measure in attendance_measures() %}{% do counts.append(measure ~ '_sessions') %}{% endfor %}
+    {% do counts.append('missing_marks') %}
+    {{ return(counts) }}
+{%- endmacro %}

@@ -31,9 +31,7 @@
 -- against 7.3 s, a 500 MB sort that grows with the history), so its full sort is turned off.
 {#- Every count has a running total, so a pupil-year's totals are its last week's
     (int_pupil_academic_years__sessions reads them there instead of summing every week). -#}
-{% set measures = [] %}
-{% for measure in attendance_measures() %}{% do measures.append(measure ~ '_sessions') %}{% endfor %}
-{% do measures.append('missing_marks') %}
+{% set measures = pupil_week_counts() %}
 with
 {% if is_incremental() %}
 changed as (

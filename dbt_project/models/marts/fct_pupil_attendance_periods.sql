@@ -21,9 +21,7 @@
 -- own counts. When a day opens or closes, a pre-hook first deletes its school's pupils' periods
 -- from that week on (macros/pupil_weeks.sql), and the half-term and term of each one's last
 -- week before it are rewritten too: the week that went may have been their last.
-{% set counts = [] %}
-{% for measure in attendance_measures() %}{% do counts.append(measure ~ '_sessions') %}{% endfor %}
-{% do counts.append('missing_marks') %}
+{% set counts = pupil_week_counts() %}
 {% if is_incremental() %}
 {% set since = newest_in_this('session_marks_built_at') %}
 with weeks as (
