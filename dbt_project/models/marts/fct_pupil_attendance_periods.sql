@@ -55,36 +55,34 @@ school_half_terms as (
     group by school_urn, academic_year, half_term_number
 ),
 
+school_periods as (
+    -- each school half-term's own bounds, and those of the term it lies in
+    select school_urn, academic_year, half_term_number, 'half_term' as period_type,
+        {{ half_term_name('half_term_number') }} as period_label, first_week, last_week
+    from school_half_terms
+    union all
+    select school_urn, academic_year, half_term_number, 'term', {{ term_name('half_term_number') }},
+        min(first_week) over (partition by school_urn, academic_year, {{ term_name('half_term_number') }}),
+        max(last_week) over (partition by school_urn, academic_year, {{ term_name('half_term_number') }})
+    from school_half_terms
+),
+
 periods_to_rewrite as (
-    -- each rewritten half-term and its term, with the weeks they span at the school
-    select
+    -- each rewritten half-term and its term, with the weeks they span at the school (a term's
+    -- two half-terms give it once)
+    select distinct
         touched.pupil_key,
         touched.school_urn,
         touched.academic_year,
-        'half_term' as period_type,
-        {{ half_term_name('touched.half_term_number') }} as period_label,
+        school.period_type,
+        school.period_label,
         school.first_week,
         school.last_week
     from half_terms_to_rewrite as touched
-    inner join school_half_terms as school
+    inner join school_periods as school
         on touched.school_urn = school.school_urn
         and touched.academic_year = school.academic_year
         and touched.half_term_number = school.half_term_number
-    union  -- a term's two half-terms give it once
-    select
-        touched.pupil_key,
-        touched.school_urn,
-        touched.academic_year,
-        'term',
-        {{ term_name('touched.half_term_number') }},
-        min(school.first_week),
-        max(school.last_week)
-    from half_terms_to_rewrite as touched
-    inner join school_half_terms as school
-        on touched.school_urn = school.school_urn
-        and touched.academic_year = school.academic_year
-        and {{ term_name('touched.half_term_number') }} = {{ term_name('school.half_term_number') }}
-    group by touched.pupil_key, touched.school_urn, touched.academic_year, touched.half_term_number
 ),
 
 longer_periods as (
