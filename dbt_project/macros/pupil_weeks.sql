@@ -24,7 +24,9 @@
 {#- The pupil-years a build after `since` must redo: those with a mark built since, and those with a
     mark at a school on or after a day that opened or closed since. Each with the week of its earliest
     change (a changed mark's own week, its day open or not: an amendment that closes a day takes the
-    day's marks out of their week) and its newest change. -#}
+    day's marks out of their week) and its newest change. In pupil order: each one's weeks are then
+    looked up along int_pupil_weeks' (pupil_key, academic_year, week_start_date) index in the order
+    the index and the table hold them (at 100 schools, from a cold cache, 2.7 s against 8.3 s). -#}
 {% macro pupil_years_changed_since(since) -%}
     select
         pupil_key,
@@ -40,6 +42,7 @@
         from ({{ pupil_years_at_days_opened_or_closed_since(since) }}) as flipped
     ) as changes
     group by pupil_key, academic_year
+    order by pupil_key, academic_year
 {%- endmacro %}
 
 {#- Pre-hook: delete this model's rows of the pupil-years `changed` lists (pupil_key, academic_year,

@@ -26,6 +26,8 @@ with pupil_years as (
     {% if is_incremental() %}
     where session_marks_built_at > {{ since }}
     {% endif %}
+    -- in pupil order, as the weeks' index holds them, for the lookups below
+    order by pupil_key, academic_year
 ),
 
 closed_days as (

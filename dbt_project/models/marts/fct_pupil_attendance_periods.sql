@@ -83,6 +83,8 @@ periods_to_rewrite as (
         on touched.school_urn = school.school_urn
         and touched.academic_year = school.academic_year
         and touched.half_term_number = school.half_term_number
+    -- in pupil order, as int_pupil_weeks' index holds them, for the lookups below
+    order by touched.pupil_key, touched.academic_year
 ),
 
 longer_periods as (
