@@ -65,7 +65,7 @@ remarked_sessions as materialized (
     -- rows there stand; the pupils to redo are redone in every session below), found from the
     -- marks built since (their built_at index). Inlined, PostgreSQL paired every enrolment with
     -- every such session of its school and looked each pair's mark up: at 100 schools 1.8 M
-    -- lookups for 27 k pupil-sessions (2 s warm, 14 s from a cold cache).
+    -- lookups for 27 k pupil-sessions (the select 16 s from a cold cache, against 3.4 s).
     select marks.pupil_key, marks.school_urn, marks.session_date, marks.session_name
     from {{ ref('fct_session_marks') }} as marks
     where marks.built_at > {{ register_rows_built_since() }}
