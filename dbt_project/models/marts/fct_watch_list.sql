@@ -5,11 +5,6 @@
 -- Indexed by school: each school's watch lists and exception email read its rows
 -- (a query per school a night: a table scan took 50 ms at 100 schools, the index a few).
 {% set persistent_lates = var('persistent_lates_in_4_weeks', 4) %}
-{% set n_code_days = var('unresolved_n_code_school_days', 5) %}
-{#- Runs of absence and N-code ages are read from this many recent school days (more
-    for a pupil absent throughout them); it must be at least n_code_days. Two school weeks:
-    at 100 schools, 20 days read 3.2 M marks a night and the model took 12.2 s; 10 days, 8.4 s. -#}
-{% set streak_window_days = [10, n_code_days] | max %}
 {#- The sums over each pupil's last school weeks: (column, pupil-week measure, school weeks). -#}
 {% set window_sums = [
     ('unauthorised_sessions_10_school_weeks', 'unauthorised_absence_sessions', 10),
@@ -28,10 +23,7 @@ with reporting as (
 ),
 
 school_now as (
-    select school_urn, max(school_week_number) as school_week_number, max(school_day_number) as school_day_number
-    from {{ ref('int_school_days') }}
-    where session_date <= (select as_of_date from reporting)
-    group by school_urn
+    {{ schools_as_at() }}
 ),
 
 offsets as (
@@ -131,93 +123,6 @@ listed as (
     from criteria
 ),
 
-recent_window as (
-    -- The last {{ streak_window_days }} school days of each school, and the date the earliest of them starts.
-    select days.school_urn, min(days.school_day_number) as first_day, min(days.session_date) as first_date
-    from {{ ref('int_school_days') }} as days
-    inner join school_now on days.school_urn = school_now.school_urn
-    where days.school_day_number > school_now.school_day_number - {{ streak_window_days }}
-    group by days.school_urn
-),
-
-{% set pupil_day_columns %}
-        marks.pupil_key,
-        marks.school_urn,
-        days.school_day_number,
-        marks.academic_year,
-        sum(case when marks.is_attending then 1 else 0 end) as attended,
-        sum(case when marks.is_absent then 1 else 0 end) as absent,
-        sum(case when marks.is_authorised_absence then 1 else 0 end) as authorised,
-        sum(case when marks.attendance_code = 'N' then 1 else 0 end) as n_codes
-{% endset %}
-recent_pupil_days as (
-    select {{ pupil_day_columns }}
-    from {{ ref('fct_session_marks') }} as marks
-    inner join {{ ref('int_school_days') }} as days
-        on marks.school_urn = days.school_urn and marks.session_date = days.session_date
-    inner join recent_window on days.school_urn = recent_window.school_urn
-    where marks.session_date <= (select as_of_date from reporting)
-      and marks.session_date >= (select min(first_date) from recent_window)
-      and days.school_day_number >= recent_window.first_day
-    group by marks.pupil_key, marks.school_urn, days.school_day_number, marks.academic_year
-),
-
-absent_throughout_window as (
-    -- Pupils absent on every day of the window they have marks on: their runs started
-    -- earlier, so their older days are read too (few pupils; by the pupil_key index).
-    -- Anyone else's runs, of absence and of unauthorised absence, end inside the window.
-    select pupil_key
-    from recent_pupil_days
-    group by pupil_key
-    having max(case when not (absent > 0 and attended = 0) then 1 else 0 end) = 0
-),
-
-pupil_days as (
-    select * from recent_pupil_days
-    union all
-    select {{ pupil_day_columns }}
-    from absent_throughout_window
-    inner join {{ ref('fct_session_marks') }} as marks on marks.pupil_key = absent_throughout_window.pupil_key
-    inner join {{ ref('int_school_days') }} as days
-        on marks.school_urn = days.school_urn and marks.session_date = days.session_date
-    inner join recent_window on days.school_urn = recent_window.school_urn
-    where days.school_day_number < recent_window.first_day
-    group by marks.pupil_key, marks.school_urn, days.school_day_number, marks.academic_year
-),
-
-day_runs as (
-    -- A day counts towards a run of absence when the pupil was absent and attended no session.
-    select
-        pupil_days.pupil_key,
-        pupil_days.school_urn,
-        max(pupil_days.school_day_number) as last_marked_day,
-        max(case when not (pupil_days.absent > 0 and pupil_days.attended = 0) then pupil_days.school_day_number end)
-            as last_day_not_absent,
-        max(case when not (pupil_days.absent > 0 and pupil_days.attended = 0 and pupil_days.authorised = 0)
-                 then pupil_days.school_day_number end)
-            as last_day_not_unauthorised,
-        min(pupil_days.school_day_number) - 1 as day_before_first_mark,
-        sum(case when pupil_days.academic_year = (select academic_year from reporting)
-                  and pupil_days.school_day_number > school_now.school_day_number - {{ n_code_days }}
-                 then pupil_days.n_codes else 0 end) as n_codes_in_last_{{ n_code_days }}_school_days
-    from pupil_days
-    inner join school_now on pupil_days.school_urn = school_now.school_urn
-    group by pupil_days.pupil_key, pupil_days.school_urn
-),
-
-streaks as (
-    select
-        day_runs.*,
-        case when day_runs.last_marked_day = school_now.school_day_number
-             then school_now.school_day_number - coalesce(day_runs.last_day_not_absent, day_runs.day_before_first_mark)
-             else 0 end as consecutive_school_days_absent,
-        case when day_runs.last_marked_day = school_now.school_day_number
-             then school_now.school_day_number - coalesce(day_runs.last_day_not_unauthorised, day_runs.day_before_first_mark)
-             else 0 end as consecutive_school_days_unauthorised
-    from day_runs
-    inner join school_now on day_runs.school_urn = school_now.school_urn
-),
-
 this_week as (select * from listed where weeks_ago = 0),
 last_week as (select * from listed where weeks_ago = 1)
 
@@ -248,9 +153,9 @@ select
     coalesce(streaks.consecutive_school_days_unauthorised >= 20, false) as has_20_consecutive_days_unauthorised,
     year_to_date.illness_sessions / 2.0 as illness_days_this_year,
     year_to_date.illness_sessions > 30 as has_over_15_days_illness,
-    -- N codes this year not resolved within {{ n_code_days }} school days: all this year's less the recent ones.
-    cast(year_to_date.n_code_sessions
-         - coalesce(streaks.n_codes_in_last_{{ n_code_days }}_school_days, 0) as {{ dbt.type_int() }})
+    -- N codes this year not resolved within a few school days (var unresolved_n_code_school_days):
+    -- all this year's less the recent ones.
+    cast(year_to_date.n_code_sessions - coalesce(streaks.recent_n_code_sessions, 0) as {{ dbt.type_int() }})
         as unresolved_n_codes,
     case
         when year_to_date.possible_sessions = 0 then null
@@ -281,4 +186,4 @@ select
 from year_to_date
 left join this_week on year_to_date.pupil_key = this_week.pupil_key
 left join last_week on year_to_date.pupil_key = last_week.pupil_key
-left join streaks on year_to_date.pupil_key = streaks.pupil_key
+left join {{ ref('int_pupil_absence_streaks') }} as streaks on year_to_date.pupil_key = streaks.pupil_key

@@ -11,10 +11,7 @@ with reporting as (
 ),
 
 school_now as (
-    select school_urn, max(school_day_number) as school_day_number
-    from {{ ref('int_school_days') }}
-    where session_date <= (select as_of_date from reporting)
-    group by school_urn
+    {{ schools_as_at() }}
 ),
 
 aged as (
