@@ -16,9 +16,7 @@
 -- school where a pupil's enrolment or form group changed, since a moved pupil's marks move
 -- between registers (macros/register_rebuilds.sql).
 with reporting as (
-    -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
-    select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
-    from {{ ref('int_reporting_date') }}
+    {{ reporting_as_at() }}
 ),
 
 {% if is_incremental() %}

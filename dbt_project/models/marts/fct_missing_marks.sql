@@ -17,9 +17,7 @@
 -- follows the night, not how far into the year it is. A session open before and after the
 -- night's marks (an amended one) is redone only for the pupils whose own marks changed.
 with reporting as (
-    -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
-    select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
-    from {{ ref('int_reporting_date') }}
+    {{ reporting_as_at() }}
 ),
 
 open_sessions as (

@@ -17,9 +17,7 @@
 {% set year_to_date_measures = ['possible', 'attended', 'absence'] %}
 
 with reporting as (
-    -- An integer, as academic_year is in the tables: a numeric would hide their statistics from the planner.
-    select as_of_date, cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}) as academic_year
-    from {{ ref('int_reporting_date') }}
+    {{ reporting_as_at() }}
 ),
 
 school_now as (
