@@ -6,10 +6,10 @@
 {%- endmacro %}
 
 {#- Each school's position as at the marts' as-at date: its latest school day and school week up
-    to then. `reporting` names a CTE (or relation) with the as_of_date column. -#}
-{% macro schools_as_at(reporting='reporting') -%}
+    to then. -#}
+{% macro schools_as_at() -%}
     select school_urn, max(school_week_number) as school_week_number, max(school_day_number) as school_day_number
     from {{ ref('int_school_days') }}
-    where session_date <= (select as_of_date from {{ reporting }})
+    where session_date <= (select as_of_date from {{ ref('int_reporting_date') }})
     group by school_urn
 {%- endmacro %}
