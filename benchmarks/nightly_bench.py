@@ -159,7 +159,7 @@ class Trust:
 
     def __init__(self, work: Path, url: str, n_schools: int, as_of: dt.date, history_years: int,
                  pupils_on_roll: int | None = None):
-        self.work, self.url = work, url
+        self.work, self.url, self.checkpoints = work, url, Checkpoints(url)
         work.mkdir(parents=True, exist_ok=True)
         work.chmod(0o755)
         os.environ["TRUST_VAR_DIR"] = str(work)  # read by airflow_env() and by every child process
@@ -186,6 +186,7 @@ class Trust:
             else:
                 conn.execute(f"create table {table} (school_urn text, pupil_id text, session_date date, session text,"
                              " mark text, minutes_late smallint, comment text)")
+        self.checkpoints.settle()
         t = time.perf_counter()
         with load.connect(self.url) as conn:
             for school in self.manifest["schools"].values():
@@ -202,6 +203,7 @@ class Trust:
     def ingest(self, workers: int = 1, url: str | None = None) -> tuple[float, float, dict]:
         """Parse + validate + load of every school, as the DAG's tasks do it, in ``workers`` processes."""
         env = self.env | ({"WAREHOUSE_URL": url} if url else {})
+        self.checkpoints.settle()
         seconds, rss, out = timed_child([sys.executable, "-c", INGEST_CODE, self.manifest["extract_date"], str(workers)],
                                         env)
         stages = json.loads(next(line for line in out.splitlines() if line.startswith("STAGES"))[7:])
@@ -213,6 +215,7 @@ class Trust:
         dbt_cmd = [str(Path(sys.executable).with_name("dbt")), "build", "--full-refresh", "--project-dir",
                    str(ROOT / "dbt_project"), "--profiles-dir", str(ROOT / "dbt_project"),
                    "--target-path", str(self.work / "dbt" / "target"), "--log-path", str(self.work / "dbt" / "logs")]
+        self.checkpoints.settle()
         seconds, rss, _ = timed_child(dbt_cmd, {**self.env, **dbt_env(self.url)})
         return seconds, rss
 
@@ -225,6 +228,7 @@ class Trust:
         aenv = airflow_env({key: self.env[key] for key in ("WAREHOUSE_URL", "TRUST_CONFIG")}
                            | {"TRUST_TASK_RETRIES": "0"})
         airflow(["db", "migrate"], aenv, capture=True).check_returncode()
+        self.checkpoints.settle()
         seconds, rss, _ = timed_child(airflow_command(["dags", "test", DAG_ID, extract_date.isoformat()]), aenv)
         return extract_date, seconds, rss, *airflow_breakdown(Path(aenv["AIRFLOW_HOME"]))
 
@@ -255,6 +259,7 @@ class Trust:
         try:
             wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health").status == 200)
             wait_for(lambda: airflow(["jobs", "check", "--job-type", "SchedulerJob"], aenv, capture=True).returncode == 0)
+            self.checkpoints.settle()
             started = time.perf_counter()
             day = extract_date.isoformat()
             airflow(["tasks", "clear", DAG_ID, "-s", day, "-e", day, "-y"], aenv, capture=True).check_returncode()
@@ -308,6 +313,38 @@ def tenth_of_history_as_of(as_of: dt.date, days_of_history: int) -> dt.date:
     return days[max(0, min(len(days), days_of_history // 10) - 1)]
 
 
+class Checkpoints:
+    """Settles the server before each timed stage, and counts the checkpoints it then had to force.
+
+    A night comes a day after the last load, when the server has long since written it out; timed
+    straight after the rebuild, the night shared the disk with the rebuild's checkpoints (a large
+    bench of `3e3567a`: the load after the checks 17.5 s, against 0.8 s when the same night was
+    re-run). So each stage starts after a CHECKPOINT, and its line says how long that took and how
+    many checkpoints the stage's own WAL forced (PostgreSQL's max_wal_size)."""
+
+    def __init__(self, url: str):
+        self.url, self.requested, self.settle_s = url, 0, 0.0
+
+    def _requested(self) -> int:
+        with load.connect(self.url, autocommit=True) as conn:
+            return conn.execute("select checkpoints_req from pg_stat_bgwriter").fetchone()[0]
+
+    def settle(self) -> None:
+        started = time.perf_counter()
+        with load.connect(self.url, autocommit=True) as conn:
+            conn.execute("checkpoint")
+        self.requested = self._requested()
+        self.settle_s = time.perf_counter() - started
+
+    def forced(self) -> int:
+        """Checkpoints requested since the last settle: the stage's WAL forced them."""
+        return self._requested() - self.requested
+
+    def note(self) -> str:
+        """For the line of the stage timed since the last settle."""
+        return f"(begun after a CHECKPOINT of {self.settle_s:.1f} s; its WAL forced {self.forced()} more)"
+
+
 def new_database(server_url: str, name: str) -> str:
     with load.connect(server_url, autocommit=True) as conn:
         conn.execute(f'create database "{name}"')
@@ -340,42 +377,45 @@ def main() -> None:
 
         # 1. Ingest throughput vs raw COPY (same rows, same server, same run).
         copy_s = trust.raw_copy()
+        copy_note = trust.checkpoints.note()
         ingest_s, ingest_rss, stages = trust.ingest()
         rows = trust.marks
-        print(f"\n1. ingest: raw COPY {copy_s:.1f} s ({rows / copy_s:,.0f} rows/s); parse + validate + load "
-              f"{ingest_s:.1f} s ({rows / ingest_s:,.0f} rows/s) -> ratio {copy_s / ingest_s:.3f} (target >= 0.5)")
+        print(f"\n1. ingest: raw COPY {copy_s:.1f} s ({rows / copy_s:,.0f} rows/s) {copy_note}; parse + validate + load "
+              f"{ingest_s:.1f} s ({rows / ingest_s:,.0f} rows/s) {trust.checkpoints.note()} -> ratio "
+              f"{copy_s / ingest_s:.3f} (target >= 0.5)")
         keyed_s = trust.raw_copy(keyed=True)
         print(f"   floor: COPY into a table with raw.register_marks' primary key and index, nothing else, "
-              f"{keyed_s:.1f} s ({rows / keyed_s:,.0f} rows/s) -> ratio {copy_s / keyed_s:.3f}; "
-              f"the pipeline reaches {keyed_s / ingest_s:.2f} of it")
+              f"{keyed_s:.1f} s ({rows / keyed_s:,.0f} rows/s) {trust.checkpoints.note()} -> ratio "
+              f"{copy_s / keyed_s:.3f}; the pipeline reaches {keyed_s / ingest_s:.2f} of it")
         print("   stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items())
               + f" (Python/GX start-up is the rest: {ingest_s - sum(stages.values()):.1f} s)")
         workers = os.cpu_count() or 2
         parallel_s, parallel_rss, _ = trust.ingest(workers, new_database(server_url, "parallel_ingest"))
         print(f"   the same with {workers} schools at a time (Airflow's mapped tasks side by side): {parallel_s:.1f} s "
               f"({rows / parallel_s:,.0f} rows/s) -> ratio {copy_s / parallel_s:.3f}; peak RSS per process "
-              f"{parallel_rss:.0f} MB")
+              f"{parallel_rss:.0f} MB {trust.checkpoints.note()}")
 
         # 2. Full rebuild from raw.
         rebuild_s, rebuild_rss = trust.rebuild()
         elapsed, sql = dbt_breakdown(trust.work)
         print(f"\n2. full rebuild (dbt build --full-refresh): {rebuild_s:.1f} s (target <= 600 s); "
               f"dbt's own run {elapsed:.1f} s (SQL summed over its threads {sql:.1f} s), "
-              f"dbt start-up/parse {rebuild_s - elapsed:.1f} s")
+              f"dbt start-up/parse {rebuild_s - elapsed:.1f} s {trust.checkpoints.note()}")
         print(f"   slowest models (s): {slowest_models(trust.work)}")
 
         # 3. One incremental night through the real DAG, and the same night on a tenth of the history.
         extract_date, night_s, night_rss, tasks, stages = trust.night()
         elapsed, sql = dbt_breakdown(trust.work)
         print(f"\n3. incremental night ({extract_date}: a new day per school + 1 % of ten days amended), "
-              f"airflow dags test end to end: {night_s:.1f} s (target <= 120 s)")
+              f"airflow dags test end to end: {night_s:.1f} s (target <= 120 s) {trust.checkpoints.note()}")
         print("   task seconds: " + task_split(tasks, stages))
         print(f"   in dbt: {elapsed:.1f} s (SQL summed over its threads: {sql:.1f} s); Airflow start-up and scheduling "
               f"{night_s - sum(tasks.values()):.1f} s")
         print(f"   slowest models (s): {slowest_models(trust.work)}")
         _, rerun_s, _, rerun_tasks, rerun_stages = trust.night(extract_date)
         print(f"   the same night re-run (every school's batch replaced, nothing new): {rerun_s:.1f} s "
-              f"(dbt_build {rerun_tasks.get('dbt_build')} s against {tasks.get('dbt_build')} s)")
+              f"(dbt_build {rerun_tasks.get('dbt_build')} s against {tasks.get('dbt_build')} s) "
+              f"{trust.checkpoints.note()}")
         print("   its task seconds: " + task_split(rerun_tasks, rerun_stages))
         # Airflow 3's scheduler leaves a run dated in the future waiting (`airflow dags test` runs it).
         scheduler_modes = (False, True) if extract_date <= dt.date.today() else ()
@@ -385,7 +425,7 @@ def main() -> None:
             scheduler_s, scheduler_tasks, scheduler_stages = trust.rerun_under_scheduler(extract_date, workers, tuned)
             print(f"   the same night re-run by a scheduler, LocalExecutor, {workers} tasks at a time, "
                   f"{'TASK_PROCESS_SETTINGS' if tuned else 'Airflow defaults'}: {scheduler_s:.1f} s "
-                  f"from the clear to the run's end")
+                  f"from the clear to the run's end {trust.checkpoints.note()}")
             print("   its task seconds: " + task_split(scheduler_tasks, scheduler_stages))
         small_as_of = tenth_of_history_as_of(args.as_of, days_of_history)
         small = Trust(root / "tenth", new_database(server_url, "tenth"), n_schools, small_as_of, history_years=1,
@@ -396,7 +436,7 @@ def main() -> None:
         print(f"   the same night on a tenth of the history (same schools, registers from September to {small_as_of}, "
               f"{small.marks:,} marks = {small.marks / rows:.2f} of the history): {small_night_s:.1f} s "
               f"(dbt_build {small_tasks.get('dbt_build')} s) -> full history / tenth = {night_s / small_night_s:.2f} "
-              f"(target <= 2)")
+              f"(target <= 2) {small.checkpoints.note()}")
 
         print(f"\n4. peak RSS: ingest process {ingest_rss:.0f} MB, dbt rebuild {rebuild_rss:.0f} MB, "
               f"nightly DAG run {night_rss:.0f} MB (target <= 1024 MB each)")
