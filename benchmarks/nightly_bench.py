@@ -316,11 +316,12 @@ def tenth_of_history_as_of(as_of: dt.date, days_of_history: int) -> dt.date:
 class Checkpoints:
     """Settles the server before each timed stage, and counts the checkpoints it then had to force.
 
-    A night comes a day after the last load, when the server has long since written it out; timed
-    straight after the rebuild, the night shared the disk with the rebuild's checkpoints (a large
-    bench of `3e3567a`: the load after the checks 17.5 s, against 0.8 s when the same night was
-    re-run). So each stage starts after a CHECKPOINT, and its line says how long that took and how
-    many checkpoints the stage's own WAL forced (PostgreSQL's max_wal_size)."""
+    A night comes a day after the last load, when the server has long since written it out. So each
+    stage starts after a CHECKPOINT, and its line says how long that took (what the stage before
+    left to write) and how many checkpoints the stage's own WAL forced (PostgreSQL's max_wal_size):
+    a stage slowed by its predecessor's writes can be told from one slow in itself. (In `3e3567a`'s
+    large bench the night's load after the checks took 17.5 s, against 0.8 s in its re-run; in the
+    first bench with this, the CHECKPOINT before the night took 0.1 s and that load 2.5 s.)"""
 
     def __init__(self, url: str):
         self.url, self.requested, self.settle_s = url, 0, 0.0
