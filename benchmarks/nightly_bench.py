@@ -328,7 +328,10 @@ class Checkpoints:
 
     def _requested(self) -> int:
         with load.connect(self.url, autocommit=True) as conn:
-            return conn.execute("select checkpoints_req from pg_stat_bgwriter").fetchone()[0]
+            # PostgreSQL 17 moved the count from pg_stat_bgwriter to pg_stat_checkpointer.
+            view, column = (("pg_stat_checkpointer", "num_requested") if conn.info.server_version >= 170000
+                            else ("pg_stat_bgwriter", "checkpoints_req"))
+            return conn.execute(f"select {column} from {view}").fetchone()[0]
 
     def settle(self) -> None:
         started = time.perf_counter()
