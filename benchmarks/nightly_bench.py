@@ -326,23 +326,24 @@ class Checkpoints:
     def __init__(self, url: str):
         self.url, self.requested, self.settle_s = url, 0, 0.0
 
-    def _requested(self) -> int:
-        with load.connect(self.url, autocommit=True) as conn:
-            # PostgreSQL 17 moved the count from pg_stat_bgwriter to pg_stat_checkpointer.
-            view, column = (("pg_stat_checkpointer", "num_requested") if conn.info.server_version >= 170000
-                            else ("pg_stat_bgwriter", "checkpoints_req"))
-            return conn.execute(f"select {column} from {view}").fetchone()[0]
+    @staticmethod
+    def _requested(conn) -> int:
+        # PostgreSQL 17 moved the count from pg_stat_bgwriter to pg_stat_checkpointer.
+        view, column = (("pg_stat_checkpointer", "num_requested") if conn.info.server_version >= 170000
+                        else ("pg_stat_bgwriter", "checkpoints_req"))
+        return conn.execute(f"select {column} from {view}").fetchone()[0]
 
     def settle(self) -> None:
         started = time.perf_counter()
         with load.connect(self.url, autocommit=True) as conn:
             conn.execute("checkpoint")
-        self.requested = self._requested()
+            self.requested = self._requested(conn)
         self.settle_s = time.perf_counter() - started
 
     def forced(self) -> int:
         """Checkpoints requested since the last settle: the stage's WAL forced them."""
-        return self._requested() - self.requested
+        with load.connect(self.url, autocommit=True) as conn:
+            return self._requested(conn) - self.requested
 
     def note(self) -> str:
         """For the line of the stage timed since the last settle."""
