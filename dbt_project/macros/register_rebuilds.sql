@@ -93,7 +93,7 @@
        {%- if not whole_schools %}
        or stored.pupil_key in (select pupil_key from ({{ register_pupils_to_redo() }}) as changed)
        {%- endif %}
-       or stored.session_date < (select make_date(cast({{ academic_year_start('as_of_date') }} as {{ dbt.type_int() }}), 9, 1) from {{ ref('int_reporting_date') }})
+       or stored.session_date < (select make_date(academic_year, 9, 1) from ({{ reporting_as_at() }}) as reporting)
        or stored.session_date > (select as_of_date from {{ ref('int_reporting_date') }})
     {%- else -%}
     select 1
