@@ -6,7 +6,7 @@
    last ten school days amended), end to end; the same night re-run, in process and by a real
    scheduler (LocalExecutor) with Airflow's defaults and with TASK_PROCESS_SETTINGS;
 4. peak memory (RSS) of each stage;
-5. where the time goes (Airflow, GX, dbt start-up, SQL).
+5. where the time goes (Airflow, GX, dbt start-up, SQL, and how long dbt ran one node at a time).
 
     make bench                       # 20 schools, two academic years
     make bench BENCH_ARGS="--preset large"   # 100 schools, about 80,000 pupils on roll (long)
@@ -109,6 +109,28 @@ def dbt_breakdown(var: Path) -> tuple[float, float]:
     """(total elapsed, seconds spent in SQL) from dbt's run_results.json."""
     results = json.loads((var / "dbt" / "target" / "run_results.json").read_text())
     return results["elapsed_time"], sum(r["execution_time"] for r in results["results"])
+
+
+def dbt_running_alone(var: Path, n: int = 4) -> str:
+    """When dbt ran one node at a time, from run_results.json: the seconds in which exactly one node
+    (model, seed or test) was running, and the nodes that ran alone longest. With two cores and four
+    threads, those stretches are the critical path: nothing else could use the other core."""
+    results = json.loads((var / "dbt" / "target" / "run_results.json").read_text())
+    spans = []
+    for result in results["results"]:
+        moments = [dt.datetime.fromisoformat(t[key].replace("Z", "+00:00"))
+                   for t in result["timing"] for key in ("started_at", "completed_at")]
+        if moments:
+            spans.append((min(moments).timestamp(), max(moments).timestamp(), result["unique_id"].split(".")[2]))
+    edges = sorted({moment for start, end, _ in spans for moment in (start, end)})
+    alone: dict[str, float] = {}
+    for start, end in zip(edges, edges[1:]):
+        running = [name for s, e, name in spans if s <= start and e >= end]
+        if len(running) == 1:
+            alone[running[0]] = alone.get(running[0], 0) + end - start
+    longest = sorted(alone.items(), key=lambda item: -item[1])[:n]
+    return (f"{sum(alone.values()):.1f} s with one node running (" + ", ".join(f"{name} {s:.1f}" for name, s in longest)
+            + ")")
 
 
 LATEST_RUN = f"(select run_id from dag_run where dag_id = '{DAG_ID}' order by id desc limit 1)"
@@ -407,6 +429,7 @@ def main() -> None:
               f"dbt's own run {elapsed:.1f} s (SQL summed over its threads {sql:.1f} s), "
               f"dbt start-up/parse {rebuild_s - elapsed:.1f} s {trust.checkpoints.note()}")
         print(f"   slowest models (s): {slowest_models(trust.work)}")
+        print(f"   dbt ran {dbt_running_alone(trust.work)}")
 
         # 3. One incremental night through the real DAG, and the same night on a tenth of the history.
         extract_date, night_s, night_rss, tasks, stages = trust.night()
@@ -417,6 +440,7 @@ def main() -> None:
         print(f"   in dbt: {elapsed:.1f} s (SQL summed over its threads: {sql:.1f} s); Airflow start-up and scheduling "
               f"{night_s - sum(tasks.values()):.1f} s")
         print(f"   slowest models (s): {slowest_models(trust.work)}")
+        print(f"   dbt ran {dbt_running_alone(trust.work)}")
         _, rerun_s, _, rerun_tasks, rerun_stages = trust.night(extract_date)
         print(f"   the same night re-run (every school's batch replaced, nothing new): {rerun_s:.1f} s "
               f"(dbt_build {rerun_tasks.get('dbt_build')} s against {tasks.get('dbt_build')} s) "
