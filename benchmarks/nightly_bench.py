@@ -128,7 +128,7 @@ def dbt_running_alone(var: Path, n: int = 4) -> str:
         running = [name for s, e, name in spans if s <= start and e >= end]
         if len(running) == 1:
             alone[running[0]] = alone.get(running[0], 0) + end - start
-    longest = sorted(alone.items(), key=lambda item: -item[1])[:n]
+    longest = [(name, s) for name, s in sorted(alone.items(), key=lambda item: -item[1])[:n] if s >= 0.05]
     return (f"{sum(alone.values()):.1f} s with one node running (" + ", ".join(f"{name} {s:.1f}" for name, s in longest)
             + ")")
 
