@@ -98,24 +98,26 @@ def next_night(trust: Path, manifest: dict, seed: int = 7) -> dt.date:
     return extract_date
 
 
-def slowest_models(var: Path, n: int = 6) -> str:
-    results = json.loads((var / "dbt" / "target" / "run_results.json").read_text())
+def dbt_run_results(var: Path) -> dict:
+    """The latest dbt invocation's run_results.json under a trust's var folder."""
+    return json.loads((var / "dbt" / "target" / "run_results.json").read_text())
+
+
+def slowest_models(results: dict, n: int = 6) -> str:
     models = sorted((r for r in results["results"] if r["unique_id"].startswith("model.")),
                     key=lambda r: -r["execution_time"])[:n]
     return ", ".join(f"{r['unique_id'].rsplit('.', 1)[-1]} {r['execution_time']:.1f}" for r in models)
 
 
-def dbt_breakdown(var: Path) -> tuple[float, float]:
+def dbt_breakdown(results: dict) -> tuple[float, float]:
     """(total elapsed, seconds spent in SQL) from dbt's run_results.json."""
-    results = json.loads((var / "dbt" / "target" / "run_results.json").read_text())
     return results["elapsed_time"], sum(r["execution_time"] for r in results["results"])
 
 
-def dbt_running_alone(var: Path, n: int = 4) -> str:
+def dbt_running_alone(results: dict, n: int = 4) -> str:
     """When dbt ran one node at a time, from run_results.json: the seconds in which exactly one node
     (model, seed or test) was running, and the nodes that ran alone longest. With two cores and four
     threads, those stretches are the critical path: nothing else could use the other core."""
-    results = json.loads((var / "dbt" / "target" / "run_results.json").read_text())
     spans = []
     for result in results["results"]:
         moments = [dt.datetime.fromisoformat(t[key].replace("Z", "+00:00"))
@@ -424,23 +426,25 @@ def main() -> None:
 
         # 2. Full rebuild from raw.
         rebuild_s, rebuild_rss = trust.rebuild()
-        elapsed, sql = dbt_breakdown(trust.work)
+        dbt_results = dbt_run_results(trust.work)
+        elapsed, sql = dbt_breakdown(dbt_results)
         print(f"\n2. full rebuild (dbt build --full-refresh): {rebuild_s:.1f} s (target <= 600 s); "
               f"dbt's own run {elapsed:.1f} s (SQL summed over its threads {sql:.1f} s), "
               f"dbt start-up/parse {rebuild_s - elapsed:.1f} s {trust.checkpoints.note()}")
-        print(f"   slowest models (s): {slowest_models(trust.work)}")
-        print(f"   dbt ran {dbt_running_alone(trust.work)}")
+        print(f"   slowest models (s): {slowest_models(dbt_results)}")
+        print(f"   dbt ran {dbt_running_alone(dbt_results)}")
 
         # 3. One incremental night through the real DAG, and the same night on a tenth of the history.
         extract_date, night_s, night_rss, tasks, stages = trust.night()
-        elapsed, sql = dbt_breakdown(trust.work)
+        dbt_results = dbt_run_results(trust.work)
+        elapsed, sql = dbt_breakdown(dbt_results)
         print(f"\n3. incremental night ({extract_date}: a new day per school + 1 % of ten days amended), "
               f"airflow dags test end to end: {night_s:.1f} s (target <= 120 s) {trust.checkpoints.note()}")
         print("   task seconds: " + task_split(tasks, stages))
         print(f"   in dbt: {elapsed:.1f} s (SQL summed over its threads: {sql:.1f} s); Airflow start-up and scheduling "
               f"{night_s - sum(tasks.values()):.1f} s")
-        print(f"   slowest models (s): {slowest_models(trust.work)}")
-        print(f"   dbt ran {dbt_running_alone(trust.work)}")
+        print(f"   slowest models (s): {slowest_models(dbt_results)}")
+        print(f"   dbt ran {dbt_running_alone(dbt_results)}")
         _, rerun_s, _, rerun_tasks, rerun_stages = trust.night(extract_date)
         print(f"   the same night re-run (every school's batch replaced, nothing new): {rerun_s:.1f} s "
               f"(dbt_build {rerun_tasks.get('dbt_build')} s against {tasks.get('dbt_build')} s) "
