@@ -245,6 +245,11 @@ def _registers_on_15_september_pm(conn) -> list[tuple]:
         "where session_date = '2026-09-15' and session_name = 'PM' order by 1"))]
 
 
+def _register_builds(conn) -> dict[str, tuple]:
+    return {model: (built_at, str(as_of_date)) for model, built_at, as_of_date in conn.execute(sa.text(
+        "select model, built_at, as_of_date from intermediate.register_mart_builds"))}
+
+
 def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
     night_1, night_2 = (trust / "drop" / handbuilt.URN / night.isoformat() for night in (NIGHT_1, NIGHT_2))
     hb2_pupil = next(line for line in (night_1 / "pupils.csv").read_text().splitlines() if ",HB-2," in line)
@@ -294,6 +299,11 @@ def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
         # Register 2A on 15 September PM: HB-1's mark, HB-2's blank and HB-3 unmarked: 3 expected
         # (2 marks + 1 not recorded), 2 missing (1 blank + 1 not recorded).
         assert _registers_on_15_september_pm(conn) == [("2A", 3, 2)]
+        # Each register mart records its build, as at Friday 18: the next night's scope starts there,
+        # whether or not the build left rows (a school with complete registers has no missing marks).
+        builds_1 = _register_builds(conn)
+        assert {model: as_of for model, (_, as_of) in builds_1.items()} == {
+            "fct_missing_marks": "2026-09-18", "int_register_sessions": "2026-09-18"}
     _night(database_url, NIGHT_2)
     with engine.connect() as conn:
         night_2_rows = _missing_marks(conn)
@@ -313,6 +323,10 @@ def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
         # HB-2 moved to 2B: 2A keeps HB-1's mark and HB-3 unmarked (2 expected, 1 missing);
         # 2B has HB-2's blank (1 expected, 1 missing).
         assert _registers_on_15_september_pm(conn) == [("2A", 2, 1), ("2B", 1, 1)]
+        builds_2 = _register_builds(conn)
+        assert {model: as_of for model, (_, as_of) in builds_2.items()} == {
+            "fct_missing_marks": "2026-09-21", "int_register_sessions": "2026-09-21"}
+        assert all(builds_2[model][0] > builds_1[model][0] for model in builds_1)
         incremental = _incremental_models(conn)
     # What the two nights built, each on the last, equals a full refresh of the same data.
     _full_refresh(database_url)

@@ -6,15 +6,45 @@
     register's counts, all of their school's sessions); a pre-hook first deletes the rows
     about to be redone, so resolved missing marks go. fct_missing_marks redoes a session that
     was open before and after the night's marks only for the pupils whose own marks changed.
-    The scope reads the model's newest build time and newest session date as literals:
+    The scope reads the model's last build time and as-at date as literals (register_builds):
     the pre-hook's delete must not change what the model's query then reads. -#}
 {% macro register_rows_built_since() -%}
-    coalesce({{ newest_in_this('built_at') }}, '-infinity')
+    coalesce({{ last_register_build('built_at', 'timestamptz', 'max(built_at)') }}, '-infinity')
 {%- endmacro %}
 
-{#- The newest session this model holds rows for: a later one it has not covered yet. -#}
+{#- The as-at date of the model's last build: a later session it has not covered yet. -#}
 {% macro register_rows_newest_session_date() -%}
-    coalesce({{ query_value_as_literal("select max(session_date) from " ~ this, "date") }}, '-infinity')
+    coalesce({{ last_register_build('as_of_date', 'date', 'max(session_date)') }}, '-infinity')
+{%- endmacro %}
+
+{#- Each register mart's last build, a row per model: its time and as-at date. The model's rows
+    cannot say: fct_missing_marks has rows only where a mark is missing, so at a trust whose
+    registers are complete its newest row stood still, and each night redid every mark and
+    session since it for every pupil (at 100 schools 2.4 s on the first night after a rebuild,
+    25.5 s on the twelfth). -#}
+{% macro register_builds() -%}
+    {{ api.Relation.create(database=this.database, schema=ref('int_reporting_date').schema, identifier='register_mart_builds') }}
+{%- endmacro %}
+
+{#- Post-hook: record this build, in its own transaction, so the record is never newer than the rows. -#}
+{% macro record_register_build() -%}
+    create table if not exists {{ register_builds() }} (
+        model text primary key,
+        built_at timestamptz not null,
+        as_of_date date
+    );
+    insert into {{ register_builds() }} (model, built_at, as_of_date)
+    select '{{ this.identifier }}', cast('{{ run_started_at.isoformat() }}' as timestamptz), as_of_date
+    from {{ ref('int_reporting_date') }}
+    on conflict (model) do update set built_at = excluded.built_at, as_of_date = excluded.as_of_date
+{%- endmacro %}
+
+{#- A column of the model's last build, as a literal; for a model built before the record was kept,
+    ``from_rows`` (an aggregate of its own rows) instead. -#}
+{% macro last_register_build(column, data_type, from_rows) -%}
+    {%- set builds = adapter.get_relation(this.database, ref('int_reporting_date').schema, 'register_mart_builds') if execute -%}
+    {%- set recorded = "(select " ~ column ~ " from " ~ register_builds() ~ " where model = '" ~ this.identifier ~ "')" -%}
+    {{ query_value_as_literal("select " ~ ("coalesce(" ~ recorded ~ ", " if builds else "(") ~ "(select " ~ from_rows ~ " from " ~ this ~ "))", data_type) }}
 {%- endmacro %}
 
 {#- Pupils whose enrolments or form group changed since the last build. -#}

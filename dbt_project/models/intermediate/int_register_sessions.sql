@@ -6,6 +6,7 @@
         on_schema_change='fail',
         indexes=[{'columns': ['school_urn', 'session_date']}, {'columns': ['built_at']}],
         pre_hook="{{ forget_register_rows_to_redo(whole_schools=true) }}",
+        post_hook="{{ record_register_build() }}",
     )
 }}
 -- Each register (form group) of each school's sessions this academic year: marks recorded,

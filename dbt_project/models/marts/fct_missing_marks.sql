@@ -6,6 +6,7 @@
         on_schema_change='fail',
         indexes=[{'columns': ['school_urn', 'session_date']}, {'columns': ['pupil_key']}, {'columns': ['built_at']}],
         pre_hook="{{ forget_register_rows_to_redo() }}",
+        post_hook="{{ record_register_build() }}",
     )
 }}
 -- Every missing mark this academic year: a pupil on roll (inside an enrolment) with
