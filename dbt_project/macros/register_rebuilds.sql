@@ -44,7 +44,8 @@
 {% macro last_register_build(column, data_type, from_rows) -%}
     {%- set builds = adapter.get_relation(this.database, ref('int_reporting_date').schema, 'register_mart_builds') if execute -%}
     {%- set recorded = "(select " ~ column ~ " from " ~ register_builds() ~ " where model = '" ~ this.identifier ~ "')" -%}
-    {{ query_value_as_literal("select " ~ ("coalesce(" ~ recorded ~ ", " if builds else "(") ~ "(select " ~ from_rows ~ " from " ~ this ~ "))", data_type) }}
+    {%- set from_this = "(select " ~ from_rows ~ " from " ~ this ~ ")" -%}
+    {{ query_value_as_literal("select " ~ ("coalesce(" ~ recorded ~ ", " ~ from_this ~ ")" if builds else from_this), data_type) }}
 {%- endmacro %}
 
 {#- Pupils whose enrolments or form group changed since the last build. -#}
