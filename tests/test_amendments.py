@@ -71,11 +71,12 @@ def test_unit_tests_on_a_built_warehouse(trust, database_url, monkeypatch):
     _night(database_url, NIGHT_1)
     result = run_dbt(["test", "--select", "test_type:unit"], url=database_url)
     done = re.search(r"Done\. PASS=(\d+) WARN=\d+ ERROR=(\d+) SKIP=\d+ NO-OP=\d+ TOTAL=(\d+)", result.stdout)
-    # everything ran and passed: every unit test in the project and the on-run-start hook (which dbt counts too)
+    # everything ran and passed: every unit test in the project and the on-run-start hooks (which dbt counts too)
     unit_tests = [test["name"] for path in (DBT_PROJECT_DIR / "models").glob("*/_*.yml")
                   for test in yaml.safe_load(path.read_text()).get("unit_tests", [])]
+    hooks = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["on-run-start"]
     assert len(unit_tests) >= 8 and all(name in result.stdout for name in unit_tests)
-    assert done and done[2] == "0" and done[1] == done[3] == str(len(unit_tests) + 1)
+    assert done and done[2] == "0" and done[1] == done[3] == str(len(unit_tests) + len(hooks))
 
 
 def _incremental_models(conn) -> dict[str, list[tuple]]:
@@ -178,6 +179,13 @@ def test_amendments_are_kept_and_the_latest_wins(trust, database_url, postgres_s
         # The withdrawn amendment is gone from the log too.
         assert conn.execute(sa.text("select count(*) from marts.fct_register_amendments")).scalar() == 0
         after_withdrawal = _incremental_models(conn)
+    # The log is empty now, yet the next build reads no batch again: the last build recorded the
+    # newest batch it read (macros/register_rebuilds.sql), so the earliest batch to redo is none.
+    # (Its watermark was once the latest amendment logged: here none, so every batch after each
+    # school's first was read again, night after night, until one amended.)
+    run_dbt(["compile", "--select", "fct_register_amendments"], url=database_url)
+    [compiled] = (var_dir() / "dbt" / "target" / "compiled").rglob("fct_register_amendments.sql")
+    assert "marks.extract_date >= cast(null as date)" in compiled.read_text()
     # What the nights built, each on the last, equals a full refresh of the same data.
     _full_refresh(database_url)
     with engine.connect() as conn:
@@ -246,7 +254,7 @@ def _registers_on_15_september_pm(conn) -> list[tuple]:
 
 
 def _register_builds(conn) -> dict[str, tuple]:
-    return {model: (built_at, str(as_of_date)) for model, built_at, as_of_date in conn.execute(sa.text(
+    return {model: (built_at, as_of_date and str(as_of_date)) for model, built_at, as_of_date in conn.execute(sa.text(
         "select model, built_at, as_of_date from intermediate.register_mart_builds"))}
 
 
@@ -301,9 +309,10 @@ def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
         assert _registers_on_15_september_pm(conn) == [("2A", 3, 2)]
         # Each register mart records its build, as at Friday 18: the next night's scope starts there,
         # whether or not the build left rows (a school with complete registers has no missing marks).
+        # (The amendment log records one too, with no as-at date: tested with the amendments.)
         builds_1 = _register_builds(conn)
         assert {model: as_of for model, (_, as_of) in builds_1.items()} == {
-            "fct_missing_marks": "2026-09-18", "int_register_sessions": "2026-09-18"}
+            "fct_missing_marks": "2026-09-18", "int_register_sessions": "2026-09-18", "fct_register_amendments": None}
     _night(database_url, NIGHT_2)
     with engine.connect() as conn:
         night_2_rows = _missing_marks(conn)
@@ -325,7 +334,7 @@ def test_missing_marks_follow_each_night(trust, database_url, monkeypatch):
         assert _registers_on_15_september_pm(conn) == [("2A", 2, 1), ("2B", 1, 1)]
         builds_2 = _register_builds(conn)
         assert {model: as_of for model, (_, as_of) in builds_2.items()} == {
-            "fct_missing_marks": "2026-09-21", "int_register_sessions": "2026-09-21"}
+            "fct_missing_marks": "2026-09-21", "int_register_sessions": "2026-09-21", "fct_register_amendments": None}
         assert all(builds_2[model][0] > builds_1[model][0] for model in builds_1)
         incremental = _incremental_models(conn)
     # What the two nights built, each on the last, equals a full refresh of the same data.

@@ -1,8 +1,9 @@
 {#- fct_register_amendments' incremental scope: per school, the earliest batch (re)loaded
-    since the latest amendment logged. Later batches are redone with it, as a re-run of
-    an older night can change what later nights amended. Nights that amend nothing leave
-    no row to mark them done, so they are looked at again until one does; a school's
-    first batch (its whole history) is never looked at, as it cannot amend. -#}
+    since the newest batch the last build read (its record, macros/register_rebuilds.sql). Later
+    batches are redone with it, as a re-run of an older night can change what later nights
+    amended. A school's first batch (its whole history) is never looked at, as it cannot amend.
+    The latest amendment logged was the watermark until it stalled: after a night that amends
+    nothing anywhere, every batch since was read again each night until one did. -#}
 {% macro reloaded_amendment_batches() -%}
     select school_urn, min(extract_date) as from_extract_date
     from (
@@ -14,9 +15,14 @@
         from {{ ref('stg_mis__load_batches') }}
         where load_status = 'loaded'
     ) as batches
-    where recorded_at > (select coalesce(max(amended_seen_at), '-infinity') from {{ this }})
+    where recorded_at > coalesce({{ last_register_build('newest_batch_recorded_at', 'timestamptz', 'max(amended_seen_at)') }}, '-infinity')
       and extract_date > first_extract_date
     group by school_urn
+{%- endmacro %}
+
+{#- The newest load batch the model read, for its build record. -#}
+{% macro newest_loaded_batch() -%}
+    select max(recorded_at) from {{ ref('stg_mis__load_batches') }} where load_status = 'loaded'
 {%- endmacro %}
 
 {#- Pre-hook: forget the amendments the batches about to be redone had logged. -#}

@@ -17,35 +17,50 @@
     coalesce({{ last_register_build('as_of_date', 'date', 'max(session_date)') }}, '-infinity')
 {%- endmacro %}
 
-{#- Each register mart's last build, a row per model: its time and as-at date. The model's rows
-    cannot say: fct_missing_marks has rows only where a mark is missing, so at a trust whose
-    registers are complete its newest row stood still, and each night redid every mark and
-    session since it for every pupil (at 100 schools 2.4 s on the first night after a rebuild,
-    25.5 s on the twelfth). -#}
+{#- Each register mart's last build, a row per model: its time, as-at date and (for a model that
+    reads load batches) the newest batch it read. The model's rows cannot say: fct_missing_marks
+    has rows only where a mark is missing, so at a trust whose registers are complete its newest
+    row stood still, and each night redid every mark and session since it for every pupil (at
+    100 schools 2.4 s on the first night after a rebuild, 25.5 s on the twelfth);
+    fct_register_amendments has rows only where a mark was amended. Its schema is named, not
+    taken from a ref, so that keeping a record adds no dependency to a model. -#}
 {% macro register_builds() -%}
-    {{ api.Relation.create(database=this.database, schema=ref('int_reporting_date').schema, identifier='register_mart_builds') }}
+    {%- do return(api.Relation.create(database=target.database, schema=generate_schema_name('intermediate', none), identifier='register_mart_builds')) -%}
 {%- endmacro %}
 
-{#- Post-hook: record this build, in its own transaction, so the record is never newer than the rows. -#}
-{% macro record_register_build() -%}
+{#- on-run-start: make the record (and its later columns) before any model runs. In the models'
+    post-hooks, two creating it at once can fail on PostgreSQL's catalog, and an alter table waits
+    for every open build that has read the record (two such would wait for each other). -#}
+{% macro keep_register_builds() -%}
+    create schema if not exists {{ register_builds().schema }};
     create table if not exists {{ register_builds() }} (
         model text primary key,
         built_at timestamptz not null,
         as_of_date date
     );
-    insert into {{ register_builds() }} (model, built_at, as_of_date)
-    select '{{ this.identifier }}', cast('{{ run_started_at.isoformat() }}' as timestamptz), as_of_date
-    from {{ ref('int_reporting_date') }}
-    on conflict (model) do update set built_at = excluded.built_at, as_of_date = excluded.as_of_date
+    alter table {{ register_builds() }} add column if not exists newest_batch_recorded_at timestamptz
 {%- endmacro %}
 
-{#- A column of the model's last build, as a literal; for a model built before the record was kept,
-    ``from_rows`` (an aggregate of its own rows) instead. -#}
+{#- Post-hook: record this build, in its own transaction, so the record is never newer than the rows.
+    Each of ``as_of_date`` and ``newest_batch_read`` is a query, or null for a model that does
+    not read it: the marts' as-at date, and the newest load batch the model read (loads come
+    before the build, so it is the newest the model's query saw). -#}
+{% macro record_register_build(as_of_date="select as_of_date from " ~ ref('int_reporting_date'), newest_batch_read='null') -%}
+    insert into {{ register_builds() }} (model, built_at, as_of_date, newest_batch_recorded_at)
+    values ('{{ this.identifier }}', cast('{{ run_started_at.isoformat() }}' as timestamptz), ({{ as_of_date }}), ({{ newest_batch_read }}))
+    on conflict (model) do update set built_at = excluded.built_at, as_of_date = excluded.as_of_date,
+        newest_batch_recorded_at = excluded.newest_batch_recorded_at
+{%- endmacro %}
+
+{#- A column of the model's last build, as a literal; for a model built before the record (or the
+    column) was kept, ``from_rows`` (an aggregate of its own rows) instead. The record is read only
+    where it is there: dbt compile and docs generate run no on-run-start. -#}
 {% macro last_register_build(column, data_type, from_rows) -%}
-    {%- set builds = adapter.get_relation(this.database, ref('int_reporting_date').schema, 'register_mart_builds') if execute -%}
+    {%- set builds = load_relation(register_builds()) if execute -%}
+    {%- set kept = builds and column in (adapter.get_columns_in_relation(builds) | map(attribute='name') | list) -%}
     {%- set recorded = "(select " ~ column ~ " from " ~ register_builds() ~ " where model = '" ~ this.identifier ~ "')" -%}
     {%- set from_this = "(select " ~ from_rows ~ " from " ~ this ~ ")" -%}
-    {{ query_value_as_literal("select " ~ ("coalesce(" ~ recorded ~ ", " ~ from_this ~ ")" if builds else from_this), data_type) }}
+    {{ query_value_as_literal("select " ~ ("coalesce(" ~ recorded ~ ", " ~ from_this ~ ")" if kept else from_this), data_type) }}
 {%- endmacro %}
 
 {#- Pupils whose enrolments or form group changed since the last build. -#}

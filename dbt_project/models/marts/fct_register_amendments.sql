@@ -7,6 +7,7 @@
         on_schema_change='fail',
         indexes=[{'columns': ['school_urn', 'amended_in_extract_date']}],
         pre_hook="{{ forget_amendments_of_reloaded_batches() }}",
+        post_hook="{{ record_register_build(as_of_date='null', newest_batch_read=newest_loaded_batch()) }}",
     )
 }}
 -- The amendment log: every change to a mark after it was first seen (an N resolved
@@ -15,7 +16,7 @@
 --
 -- Incremental: a night logs the versions its batches added, each against the version
 -- before it (read by the raw table's key). A school's batches are redone from the
--- earliest one (re)loaded since the latest amendment logged (macros/amendments.sql);
+-- earliest one (re)loaded since the last build (macros/amendments.sql);
 -- a pre-hook first forgets what they had logged, so a re-run that withdraws an
 -- amendment withdraws it here too.
 {% if is_incremental() %}
