@@ -20,12 +20,14 @@
 -- a pre-hook first forgets what they had logged, so a re-run that withdraws an
 -- amendment withdraws it here too.
 {% if is_incremental() %}
-with reloaded as (
+with reloaded as materialized (
+    -- Materialized: read once per mark from memory when the planner, its statistics not yet
+    -- showing tonight's extract date, takes the night's marks for one row and loops over them.
     {{ reloaded_amendment_batches() }}
 ),
 
 added as (
-    select marks.school_urn, marks.pupil_id, marks.session_date, marks.session_name
+    select marks.school_urn, marks.pupil_id, marks.session_date, marks.session_name, reloaded.from_extract_date
     from {{ ref('stg_mis__register_marks') }} as marks
     inner join reloaded
         on marks.school_urn = reloaded.school_urn and marks.extract_date >= reloaded.from_extract_date
@@ -35,8 +37,8 @@ added as (
 ),
 
 marks as (
-    -- Every version of each mark those batches added a version of.
-    select marks.*
+    -- Every version of each mark those batches added a version of, with its school's bound.
+    select marks.*, keys.from_extract_date
     from {{ ref('stg_mis__register_marks') }} as marks
     inner join (select distinct * from added) as keys
         on marks.school_urn = keys.school_urn
@@ -61,6 +63,7 @@ versions as (
         attendance_code,
         extract_date,
         first_seen_at,
+        {% if is_incremental() %}from_extract_date,{% endif %}
         lag(attendance_code) over (
             partition by school_urn, pupil_id, session_date, session_name order by extract_date
         ) as previous_attendance_code,
@@ -81,8 +84,10 @@ select
     versions.extract_date as amended_in_extract_date,
     versions.first_seen_at as amended_seen_at
 from versions
-{% if is_incremental() %}
-inner join reloaded
-    on versions.school_urn = reloaded.school_urn and versions.extract_date >= reloaded.from_extract_date
-{% endif %}
 where versions.previous_extract_date is not null
+{% if is_incremental() %}
+  -- The bound is carried on each version, not joined to reloaded again: so joined, the planner
+  -- (one row expected each side) ran the versions' window once per school, 110 s at 100 schools
+  -- on four nights of eleven, against 2.5 s on the rest; carried, 2.0 s on the same night.
+  and versions.extract_date >= versions.from_extract_date
+{% endif %}
