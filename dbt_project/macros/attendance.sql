@@ -96,29 +96,16 @@
     at 20 schools (4.1 of 19.8 s); the time stamps' take half as long or less. -#}
 {% macro analyze_if_table() -%}
     {%- set materialized = config.get('materialized') -%}
-    {%- if materialized == 'table' -%}
+    {%- if materialized == 'table' or (materialized == 'incremental' and not is_incremental()) -%}
         analyze {{ this }}
-    {%- elif materialized == 'incremental' and is_incremental() -%}
+    {%- elif materialized == 'incremental' -%}
         {%- set stamps = [] -%}
         {%- for column in adapter.get_columns_in_relation(this) if column.name.endswith('_at') -%}
             {%- do stamps.append(adapter.quote(column.name)) -%}
         {%- endfor -%}
         {{ 'analyze ' ~ this ~ ' (' ~ stamps | join(', ') ~ ')' if stamps else 'select 1' }}
     {%- else -%}
-        select 1 {#- a view, or an incremental model built whole: vacuum_if_built_whole analyses it -#}
-    {%- endif -%}
-{%- endmacro %}
-
-{#- Post-hook, after the model's commit (VACUUM cannot run in a transaction): vacuum and analyse an
-    incremental model's table when this build made it whole (a rebuild, an upgrade, a rebuild after
-    a purge). Left to autovacuum, a table that size is vacuumed in the minutes after the build,
-    throttled, dirtying every page: at 100 schools autovacuum was still on fct_session_marks
-    (5 GB) two minutes into the first night after a rebuild, whose school tasks took 55 s against
-    43-47 s on the nights after. Unthrottled, a fresh copy of it (one index) took 4.4 s.
-    The tables built whole every night stay with autovacuum: their next build replaces them. -#}
-{% macro vacuum_if_built_whole() -%}
-    {%- if config.get('materialized') == 'incremental' and not is_incremental() -%}
-        vacuum (analyze) {{ this }}
+        select 1
     {%- endif -%}
 {%- endmacro %}
 
