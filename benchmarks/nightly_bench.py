@@ -350,10 +350,13 @@ class Checkpoints:
     left to write) and how many checkpoints the stage's own WAL forced (PostgreSQL's max_wal_size):
     a stage slowed by its predecessor's writes can be told from one slow in itself. (In `3e3567a`'s
     large bench the night's load after the checks took 17.5 s, against 0.8 s in its re-run; in the
-    first bench with this, the CHECKPOINT before the night took 0.1 s and that load 2.5 s.)"""
+    first bench with this, the CHECKPOINT before the night took 0.1 s and that load 2.5 s.)
+    The line also says what the stage read from and wrote to the machine's disks: reads are pages
+    that neither PostgreSQL's buffers nor the operating system's cache held, so a stage slowed by
+    a cold cache can be told from one slow in its own work."""
 
     def __init__(self, url: str):
-        self.url, self.requested, self.settle_s = url, 0, 0.0
+        self.url, self.requested, self.settle_s, self.disk = url, 0, 0.0, (0, 0)
 
     @staticmethod
     def _requested(conn) -> int:
@@ -368,6 +371,7 @@ class Checkpoints:
             conn.execute("checkpoint")
             self.requested = self._requested(conn)
         self.settle_s = time.perf_counter() - started
+        self.disk = disk_sectors()
 
     def forced(self) -> int:
         """Checkpoints requested since the last settle: the stage's WAL forced them."""
@@ -376,13 +380,34 @@ class Checkpoints:
 
     def note(self) -> str:
         """For the line of the stage timed since the last settle."""
-        return f"(begun after a CHECKPOINT of {self.settle_s:.1f} s; its WAL forced {self.forced()} more)"
+        read, written = (now - before for now, before in zip(disk_sectors(), self.disk))
+        return (f"(begun after a CHECKPOINT of {self.settle_s:.1f} s; its WAL forced {self.forced()} more; "
+                f"disks read {read * 512 / 2**20:,.0f} MB, written {written * 512 / 2**20:,.0f} MB)")
+
+
+def disk_sectors() -> tuple[int, int]:
+    """Sectors read and written so far by the machine's disks (Linux; loop and RAM devices left out,
+    as what they carry is counted on the disk beneath or is memory)."""
+    read = written = 0
+    for stat in Path("/sys/block").glob("*/stat"):
+        if not stat.parent.name.startswith(("loop", "ram", "zram")):
+            fields = stat.read_text().split()
+            read, written = read + int(fields[2]), written + int(fields[6])
+    return read, written
 
 
 def new_database(server_url: str, name: str) -> str:
     with load.connect(server_url, autocommit=True) as conn:
         conn.execute(f'create database "{name}"')
     return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(server_url: str, name: str) -> float:
+    """Drop a database; return the GB it held."""
+    with load.connect(server_url, autocommit=True) as conn:
+        size = conn.execute("select pg_database_size(%s)", (name,)).fetchone()[0]
+        conn.execute(f'drop database "{name}"')
+    return size / 2**30
 
 
 def main() -> None:
@@ -428,10 +453,15 @@ def main() -> None:
         print("   stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items())
               + f" (Python/GX start-up is the rest: {ingest_s - sum(stages.values()):.1f} s)")
         workers = os.cpu_count() or 2
-        parallel_s, parallel_rss, _ = trust.ingest(workers, new_database(server_url, "parallel_ingest"))
+        parallel_url = new_database(server_url, "parallel_ingest")
+        parallel_s, parallel_rss, _ = trust.ingest(workers, parallel_url)
+        parallel_note = trust.checkpoints.note()
+        # A second copy of the raw marks that no deployment has: left in place, it would take the
+        # operating system's cache from the warehouse's later stages.
+        parallel_gb = drop_database(server_url, "parallel_ingest")
         print(f"   the same with {workers} schools at a time (Airflow's mapped tasks side by side): {parallel_s:.1f} s "
               f"({rows / parallel_s:,.0f} rows/s) -> ratio {copy_s / parallel_s:.3f}; peak RSS per process "
-              f"{parallel_rss:.0f} MB {trust.checkpoints.note()}")
+              f"{parallel_rss:.0f} MB {parallel_note}; its database ({parallel_gb:.1f} GB) then dropped")
 
         # 2. Full rebuild from raw.
         rebuild_s, rebuild_rss = trust.rebuild()
