@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import os
 import random
-import resource
 import secrets
 import shutil
 import signal
@@ -48,24 +47,23 @@ from trust_attendance.warehouse import EmbeddedPostgres, free_port, run_dbt  # n
 WINDOW_SCHOOL_DAYS = 10  # a nightly export re-sends the last two school weeks, so amendments arrive
 
 
-def child_peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
-def timed_child(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """Run a command; return (seconds, its peak RSS in MB, stdout)."""
+def timed_child(cmd: list[str], env: dict) -> tuple[float, float, str, int]:
+    """Run a command; return (seconds, its peak RSS in MB, stdout, the sectors it and its children read
+    from disk). Reads that the operating system's cache answered are not counted."""
     started = time.perf_counter()
     result = subprocess.run(["/usr/bin/env", "python3", "-c",
                              "import resource, subprocess, sys;"
                              "r = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
                              "sys.stdout.write(r.stdout[-20000:]); sys.stderr.write(r.stderr[-20000:]);"
-                             "print('\\nPEAK_RSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);"
+                             "u = resource.getrusage(resource.RUSAGE_CHILDREN);"
+                             "print('\\nRUSAGE', u.ru_maxrss, u.ru_inblock);"
                              "sys.exit(r.returncode)", *cmd], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    peak = next((int(line.split()[1]) / 1024 for line in result.stdout.splitlines() if line.startswith("PEAK_RSS_KB")), 0)
+    peak, read = next(((int(line.split()[1]) / 1024, int(line.split()[2]))
+                       for line in result.stdout.splitlines() if line.startswith("RUSAGE")), (0, 0))
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(cmd[:4])} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return seconds, peak, result.stdout + result.stderr
+    return seconds, peak, result.stdout + result.stderr, read
 
 
 def next_night(trust: Path, manifest: dict, seed: int = 7) -> dt.date:
@@ -233,8 +231,8 @@ class Trust:
         """Parse + validate + load of every school, as the DAG's tasks do it, in ``workers`` processes."""
         env = self.env | ({"WAREHOUSE_URL": url} if url else {})
         self.checkpoints.settle()
-        seconds, rss, out = timed_child([sys.executable, "-c", INGEST_CODE, self.manifest["extract_date"], str(workers)],
-                                        env)
+        seconds, rss, out, self.checkpoints.own_read = timed_child(
+            [sys.executable, "-c", INGEST_CODE, self.manifest["extract_date"], str(workers)], env)
         stages = json.loads(next(line for line in out.splitlines() if line.startswith("STAGES"))[7:])
         return seconds, rss, stages
 
@@ -245,7 +243,7 @@ class Trust:
                    str(ROOT / "dbt_project"), "--profiles-dir", str(ROOT / "dbt_project"),
                    "--target-path", str(self.work / "dbt" / "target"), "--log-path", str(self.work / "dbt" / "logs")]
         self.checkpoints.settle()
-        seconds, rss, _ = timed_child(dbt_cmd, {**self.env, **dbt_env(self.url)})
+        seconds, rss, _, self.checkpoints.own_read = timed_child(dbt_cmd, {**self.env, **dbt_env(self.url)})
         return seconds, rss
 
     def night(self, extract_date: dt.date | None = None) -> tuple[dt.date, float, float, dict, dict]:
@@ -258,7 +256,8 @@ class Trust:
                            | {"TRUST_TASK_RETRIES": "0"})
         airflow(["db", "migrate"], aenv, capture=True).check_returncode()
         self.checkpoints.settle()
-        seconds, rss, _ = timed_child(airflow_command(["dags", "test", DAG_ID, extract_date.isoformat()]), aenv)
+        seconds, rss, _, self.checkpoints.own_read = timed_child(
+            airflow_command(["dags", "test", DAG_ID, extract_date.isoformat()]), aenv)
         return extract_date, seconds, rss, *airflow_breakdown(Path(aenv["AIRFLOW_HOME"]))
 
     def rerun_under_scheduler(self, extract_date: dt.date, workers: int, tuned: bool) -> tuple[float, dict, dict]:
@@ -353,10 +352,13 @@ class Checkpoints:
     first bench with this, the CHECKPOINT before the night took 0.1 s and that load 2.5 s.)
     The line also says what the stage read from and wrote to the machine's disks: reads are pages
     that neither PostgreSQL's buffers nor the operating system's cache held, so a stage slowed by
-    a cold cache can be told from one slow in its own work."""
+    a cold cache can be told from one slow in its own work. Of those reads, it says what the stage's
+    own processes (Python, dbt, Airflow, GX: the files they import and open) read; the rest is the
+    PostgreSQL server's, which runs outside the stage."""
 
     def __init__(self, url: str):
         self.url, self.requested, self.settle_s, self.disk = url, 0, 0.0, (0, 0)
+        self.own_read: int | None = None  # sectors the stage's own processes read from disk, if it ran in a child
 
     @staticmethod
     def _requested(conn) -> int:
@@ -371,7 +373,7 @@ class Checkpoints:
             conn.execute("checkpoint")
             self.requested = self._requested(conn)
         self.settle_s = time.perf_counter() - started
-        self.disk = disk_sectors()
+        self.disk, self.own_read = disk_sectors(), None
 
     def forced(self) -> int:
         """Checkpoints requested since the last settle: the stage's WAL forced them."""
@@ -381,8 +383,9 @@ class Checkpoints:
     def note(self) -> str:
         """For the line of the stage timed since the last settle."""
         read, written = (now - before for now, before in zip(disk_sectors(), self.disk))
+        own = "" if self.own_read is None else f" ({self.own_read * 512 / 2**20:,.0f} MB by its own processes)"
         return (f"(begun after a CHECKPOINT of {self.settle_s:.1f} s; its WAL forced {self.forced()} more; "
-                f"disks read {read * 512 / 2**20:,.0f} MB, written {written * 512 / 2**20:,.0f} MB)")
+                f"disks read {read * 512 / 2**20:,.0f} MB{own}, written {written * 512 / 2**20:,.0f} MB)")
 
 
 def disk_sectors() -> tuple[int, int]:
