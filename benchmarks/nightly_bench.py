@@ -354,11 +354,24 @@ class Checkpoints:
     that neither PostgreSQL's buffers nor the operating system's cache held, so a stage slowed by
     a cold cache can be told from one slow in its own work. Of those reads, it says what the stage's
     own processes (Python, dbt, Airflow, GX: the files they import and open) read; the rest is the
-    PostgreSQL server's, which runs outside the stage."""
+    PostgreSQL server's, which runs outside the stage. And it names the tables and indexes from which
+    PostgreSQL read the most pages into its buffers (from the OS's cache or the disks), so a stage's
+    reads can be put to what it reads."""
+
+    RELATION_READS = """
+        select relid, schemaname || '.' || relname, heap_blks_read + coalesce(toast_blks_read, 0)
+        from pg_statio_all_tables where schemaname not in ('pg_catalog', 'pg_toast', 'information_schema')
+        union all
+        -- an index named by its table, and dbt's hashed index names cut short
+        select indexrelid, schemaname || '.' || relname || ' index '
+               || case when indexrelname ~ '^[0-9a-f]{32}$' then left(indexrelname, 8) else indexrelname end,
+               idx_blks_read
+        from pg_statio_all_indexes where schemaname not in ('pg_catalog', 'pg_toast', 'information_schema')"""
 
     def __init__(self, url: str):
         self.url, self.requested, self.settle_s, self.disk = url, 0, 0.0, (0, 0)
         self.own_read: int | None = None  # sectors the stage's own processes read from disk, if it ran in a child
+        self.relation_reads: dict[int, int] = {}  # pages read into PostgreSQL's buffers by relation (OID)
 
     @staticmethod
     def _requested(conn) -> int:
@@ -372,6 +385,7 @@ class Checkpoints:
         with load.connect(self.url, autocommit=True) as conn:
             conn.execute("checkpoint")
             self.requested = self._requested(conn)
+            self.relation_reads = {oid: n for oid, _, n in conn.execute(self.RELATION_READS).fetchall()}
         self.settle_s = time.perf_counter() - started
         self.disk, self.own_read = disk_sectors(), None
 
@@ -385,7 +399,19 @@ class Checkpoints:
         read, written = (now - before for now, before in zip(disk_sectors(), self.disk))
         own = "" if self.own_read is None else f" ({self.own_read * 512 / 2**20:,.0f} MB by its own processes)"
         return (f"(begun after a CHECKPOINT of {self.settle_s:.1f} s; its WAL forced {self.forced()} more; "
-                f"disks read {read * 512 / 2**20:,.0f} MB{own}, written {written * 512 / 2**20:,.0f} MB)")
+                f"disks read {read * 512 / 2**20:,.0f} MB{own}, written {written * 512 / 2**20:,.0f} MB; "
+                f"{self.relations_read()})")
+
+    def relations_read(self) -> str:
+        """What PostgreSQL read into its buffers since the last settle (in 8 kB pages, its default), and from
+        which relations most."""
+        with load.connect(self.url, autocommit=True) as conn:
+            now = conn.execute(self.RELATION_READS).fetchall()
+        # By OID: a relation made since the settle (a full refresh makes every model again) counts from zero.
+        blocks = [(name, n - self.relation_reads.get(oid, 0)) for oid, name, n in now]
+        most = sorted((item for item in blocks if item[1] >= 128), key=lambda item: -item[1])[:3]  # >= 1 MB
+        return (f"PostgreSQL read {sum(n for _, n in blocks) * 8 / 1024:,.0f} MB into its buffers"
+                + (", most from " + ", ".join(f"{name} {n * 8 / 1024:,.0f}" for name, n in most) + " MB" if most else ""))
 
 
 def disk_sectors() -> tuple[int, int]:
