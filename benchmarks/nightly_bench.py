@@ -230,7 +230,7 @@ class Trust:
     def ingest(self, workers: int = 1, url: str | None = None) -> tuple[float, float, dict]:
         """Parse + validate + load of every school, as the DAG's tasks do it, in ``workers`` processes."""
         env = self.env | ({"WAREHOUSE_URL": url} if url else {})
-        self.checkpoints.settle()
+        self.checkpoints.settle(url)
         seconds, rss, out, self.checkpoints.own_read = timed_child(
             [sys.executable, "-c", INGEST_CODE, self.manifest["extract_date"], str(workers)], env)
         stages = json.loads(next(line for line in out.splitlines() if line.startswith("STAGES"))[7:])
@@ -355,8 +355,8 @@ class Checkpoints:
     a cold cache can be told from one slow in its own work. Of those reads, it says what the stage's
     own processes (Python, dbt, Airflow, GX: the files they import and open) read; the rest is the
     PostgreSQL server's, which runs outside the stage. And it names the tables and indexes from which
-    PostgreSQL read the most pages into its buffers (from the OS's cache or the disks), so a stage's
-    reads can be put to what it reads."""
+    PostgreSQL read the most pages into its buffers (from the OS's cache or the disks; autovacuum's
+    reads among them), so a stage's reads can be put to what it reads."""
 
     RELATION_READS = """
         select relid, schemaname || '.' || relname, heap_blks_read + coalesce(toast_blks_read, 0)
@@ -370,6 +370,7 @@ class Checkpoints:
 
     def __init__(self, url: str):
         self.url, self.requested, self.settle_s, self.disk = url, 0, 0.0, (0, 0)
+        self.stage_url = url  # the database the stage works in: PostgreSQL counts reads per database
         self.own_read: int | None = None  # sectors the stage's own processes read from disk, if it ran in a child
         self.relation_reads: dict[int, int] = {}  # pages read into PostgreSQL's buffers by relation (OID)
 
@@ -380,11 +381,14 @@ class Checkpoints:
                         else ("pg_stat_bgwriter", "checkpoints_req"))
         return conn.execute(f"select {column} from {view}").fetchone()[0]
 
-    def settle(self) -> None:
+    def settle(self, stage_url: str | None = None) -> None:
+        """Before a stage; ``stage_url``: the database it works in, where not this one."""
         started = time.perf_counter()
+        self.stage_url = stage_url or self.url
         with load.connect(self.url, autocommit=True) as conn:
             conn.execute("checkpoint")
             self.requested = self._requested(conn)
+        with load.connect(self.stage_url, autocommit=True) as conn:
             self.relation_reads = {oid: n for oid, _, n in conn.execute(self.RELATION_READS).fetchall()}
         self.settle_s = time.perf_counter() - started
         self.disk, self.own_read = disk_sectors(), None
@@ -405,7 +409,7 @@ class Checkpoints:
     def relations_read(self) -> str:
         """What PostgreSQL read into its buffers since the last settle (in 8 kB pages, its default), and from
         which relations most."""
-        with load.connect(self.url, autocommit=True) as conn:
+        with load.connect(self.stage_url, autocommit=True) as conn:
             now = conn.execute(self.RELATION_READS).fetchall()
         # By OID: a relation made since the settle (a full refresh makes every model again) counts from zero.
         blocks = [(name, n - self.relation_reads.get(oid, 0)) for oid, name, n in now]
