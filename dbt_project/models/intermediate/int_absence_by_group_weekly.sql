@@ -5,6 +5,7 @@
         incremental_strategy='append',
         pre_hook="{{ forget_weeks_from_first_changed() if is_incremental() }}",
         on_schema_change='fail',
+        indexes=[{'columns': ['session_marks_built_at']}],
     )
 }}
 -- Enrolments, PA/SA counts and session sums by trust and school, population and pupil

@@ -6,7 +6,8 @@
         pre_hook="{{ forget_weeks_from_first_changed(years_after=1) if is_incremental() }}",
         on_schema_change='fail',
         indexes=[{'columns': ['academic_year', 'academic_week_number', 'scope', "coalesce(school_urn, '')",
-                              'population', 'dimension', 'dimension_value'], 'unique': True}],
+                              'population', 'dimension', 'dimension_value'], 'unique': True},
+                 {'columns': ['session_marks_built_at']}],
     )
 }}
 -- Persistent and severe absence, and attendance, by trust and school, for every

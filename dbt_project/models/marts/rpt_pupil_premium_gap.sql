@@ -5,6 +5,7 @@
         incremental_strategy='append',
         pre_hook="{{ forget_weeks_from_first_changed() if is_incremental() }}",
         on_schema_change='fail',
+        indexes=[{'columns': ['session_marks_built_at']}],
     )
 }}
 -- The pupil premium attendance gap: PP vs non-PP attendance and persistent absence,
