@@ -183,12 +183,18 @@ ranked as (
     -- build's select 10.5 s against 12.3 s). Ordered by the raw key instead, the raw table's
     -- primary key could feed it unsorted, but only while the table lies in key order: history
     -- loaded night by night lies in date order, and sorting by the raw key took 13.1 s.
+    -- The partition leads with the date so that a full build writes the marks in date order,
+    -- as the nights then append them: a night's models read the last two school weeks by
+    -- (school_urn, session_date), and led by pupil_key those weeks lay on 105 k of the table's
+    -- pages, every page read again for each day. At 100 schools, the same night re-run with the
+    -- table in each order: dbt 40.0 / 40.4 s against 49.5 s (int_school_session_codes 2.0 / 2.3
+    -- against 4.7 s, int_pupil_absence_streaks 8.4 / 7.9 against 9.1 s).
     select
         candidates.*,
         lead(extract_date) over by_version is null as is_latest_version,
         row_number() over by_version as version_number
     from candidates
-    window by_version as (partition by pupil_key, session_date, session_name order by extract_date)
+    window by_version as (partition by session_date, pupil_key, session_name order by extract_date)
 ),
 
 codes as (
