@@ -183,20 +183,23 @@ ranked as (
     -- build's select 10.5 s against 12.3 s). Ordered by the raw key instead, the raw table's
     -- primary key could feed it unsorted, but only while the table lies in key order: history
     -- loaded night by night lies in date order, and sorting by the raw key took 13.1 s.
-    -- The partition leads with the date so that a full build writes the marks in date order,
-    -- as the nights then append them: a night's models read the last two school weeks by
-    -- (school_urn, session_date), and led by pupil_key those weeks lay on 105 k of the table's
-    -- pages, every page read again for each day. At 100 schools, the same night re-run with the
-    -- table in each order: dbt 40.0 / 40.4 s against 49.5 s (int_school_session_codes 2.0 / 2.3
-    -- against 4.7 s, int_pupil_absence_streaks 8.4 / 7.9 against 9.1 s). The price is in a full
-    -- build: int_pupil_weeks groups the marks by pupil and no longer gets them in that order (it
-    -- ran alone 64.9 s against 39.8 s, one bench each, in different hours).
+    -- The partition leads with the date, then the school, so that a full build and every night
+    -- write the marks in (session_date, school_urn) order: the night's models read the last school
+    -- weeks by (school_urn, session_date), and each such read then finds its school-day's marks on
+    -- a few dozen pages, not spread over the day's thousands. school_urn adds no partition (the
+    -- pupil_key hashes it). Led by pupil_key, the last two school weeks lay on 105 k pages, every
+    -- page read again for each day (dbt 40.0 / 40.4 s against 49.5 s, the same night re-run with
+    -- the table clustered each way). With the school after the date, again at 100 schools, night 4
+    -- re-run with the table clustered each way, alternated: dbt 35.7 / 33.4 s against 45.0 (as the
+    -- bench left it) / 38.1 s; int_pupil_weeks 9.9 / 8.7 against 14.4 / 12.2 s, the streaks 5.5 /
+    -- 5.3 against 9.8 / 8.4 s. The price is in a full build: int_pupil_weeks groups the marks by
+    -- pupil and does not get them in that order (it ran alone 64.9 s against 39.8 s, one bench each).
     select
         candidates.*,
         lead(extract_date) over by_version is null as is_latest_version,
         row_number() over by_version as version_number
     from candidates
-    window by_version as (partition by session_date, pupil_key, session_name order by extract_date)
+    window by_version as (partition by session_date, school_urn, pupil_key, session_name order by extract_date)
 ),
 
 codes as (
