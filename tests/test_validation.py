@@ -187,3 +187,21 @@ def test_data_docs_show_a_failures_counts_and_values(batch, database_url):
     html = page.read_text()
     assert "Q9" in html  # the failing value, from the rerun's SUMMARY result
     assert "unexpected" in html.lower()
+
+
+def test_the_preloads_warm_up_leaves_no_trace_in_a_batch(batch, database_url, tmp_path, monkeypatch):
+    """The warm-up a task-forking process runs once (trust_attendance.preload) checks a made-up
+    pupil file for school 000000: nothing of it may be written to disk or reach a real batch's
+    findings or Data Docs."""
+    from trust_attendance.validate import warm_up
+
+    monkeypatch.setenv("TRUST_VAR_DIR", str(tmp_path / "var"))
+    warm_up()
+    assert not (tmp_path / "var").exists()
+    _edit(batch.file("pupils.csv"), 2, ",F,WBRI,", ",U,WBRI,")  # HB-1's sex: a warning
+    report, _ = validate_batch(batch, database_url)
+    assert [(f.school_urn, f.file, f.lines) for f in report.findings] == [(handbuilt.URN, "pupils.csv", [2])]
+    site = Path(report.data_docs).parent
+    pages = [page.read_text() for page in site.glob("**/*.html")]
+    assert pages and not any("000000" in page for page in pages)
+    assert len(list((site / "validations" / "pupils").glob("**/*.html"))) == 1  # this batch's pupils only

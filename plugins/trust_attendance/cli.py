@@ -46,14 +46,14 @@ def airflow_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 # A deployment's settings for the processes that run tasks, measured by `make bench` (README, Performance):
 # - a LocalExecutor's workers start from a forkserver that has already imported GX (about 3.7 s) and
-#   this package, and each task process forks from a worker, so a night's hundred school tasks do not
-#   each import them again (a forkserver skips a module that fails to import without a word:
-#   test_dag_integrity checks that each one imports);
+#   this package and made GX ready (trust_attendance.preload), and each task process forks from a
+#   worker, so a night's hundred school tasks do not each do it again (a forkserver skips a module
+#   that fails to import without a word: test_dag_integrity checks that each one imports);
 # - a task's supervisor can miss its process's exit and then sleeps until its next heartbeat, up to
 #   min_heartbeat_interval (5 s by default) per task (Airflow 3.3): 1 s bounds that.
 TASK_PROCESS_SETTINGS = {
     "AIRFLOW__SCHEDULER__MP_START_METHOD": "forkserver",
-    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "great_expectations,trust_attendance.nightly",
+    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "trust_attendance.preload",
     "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
 }
 

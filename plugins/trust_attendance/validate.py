@@ -755,6 +755,22 @@ def _runner() -> GxRunner:
     return GxRunner()
 
 
+def warm_up() -> None:
+    """Make this process's GX ready for batches: its runner made, and a made-up one-row pupil
+    file checked (failing, so the re-run of failures is exercised too) and rendered as Data Docs
+    in a folder then deleted, which compiles the templates. No warehouse, nothing kept. A
+    process that forks one task process per school (``trust_attendance.preload``) does this
+    once rather than in every task."""
+    import tempfile
+
+    runner = _runner()
+    runner.start_batch()
+    made_up = pd.DataFrame({column: ["x"] for column in LAYOUT["pupils.csv"]})
+    runner.run("pupils.csv", made_up, suite_parameters("000000", dt.date.today()), "000000")
+    with tempfile.TemporaryDirectory() as folder:
+        runner.build_data_docs(Path(folder))
+
+
 def data_docs_dir(extract_date: dt.date, school_urn: str) -> Path:
     return var_dir() / "data_docs" / extract_date.isoformat() / school_urn
 
