@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import threading
 from pathlib import Path
 
 import psycopg
@@ -198,6 +199,8 @@ def test_the_preloads_warm_up_leaves_no_trace_in_a_batch(batch, database_url, tm
     monkeypatch.setenv("TRUST_VAR_DIR", str(tmp_path / "var"))
     warm_up()
     assert not (tmp_path / "var").exists()
+    # and the process is left to fork without the monitor thread GX's progress bar starts
+    assert "tqdm_monitor" not in {thread.name for thread in threading.enumerate() if thread.is_alive()}
     _edit(batch.file("pupils.csv"), 2, ",F,WBRI,", ",U,WBRI,")  # HB-1's sex: a warning
     report, _ = validate_batch(batch, database_url)
     assert [(f.school_urn, f.file, f.lines) for f in report.findings] == [(handbuilt.URN, "pupils.csv", [2])]
