@@ -769,13 +769,18 @@ def warm_up() -> None:
     runner.run("pupils.csv", made_up, suite_parameters("000000", dt.date.today()), "000000")
     with tempfile.TemporaryDirectory() as folder:
         runner.build_data_docs(Path(folder))
-    # GX's validation made a (disabled) tqdm bar, which started tqdm's monitor thread. Stopped, so
-    # the process forks with one thread: a lock the thread held at a fork would stay held in the child.
-    from tqdm.auto import tqdm  # the class GX's validation graph uses, which holds the monitor
+    # GX's validation made a (disabled) tqdm bar, which started tqdm's monitor thread. Stopped (each
+    # bar class keeps its own), so the process forks with one thread: a lock a thread held at a
+    # fork would stay held in the child.
+    from tqdm import tqdm
 
-    if tqdm.monitor is not None:
-        tqdm.monitor.exit()
-        tqdm.monitor = None
+    classes = [tqdm]
+    while classes:
+        bar_class = classes.pop()
+        classes += bar_class.__subclasses__()
+        if bar_class.__dict__.get("monitor") is not None:
+            bar_class.monitor.exit()
+            bar_class.monitor = None
 
 
 def data_docs_dir(extract_date: dt.date, school_urn: str) -> Path:
