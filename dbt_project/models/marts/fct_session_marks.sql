@@ -192,10 +192,8 @@ ranked as (
     -- the table clustered each way). With the school after the date, again at 100 schools, night 4
     -- re-run with the table clustered each way, alternated: dbt 35.7 / 33.4 s against 45.0 (as the
     -- bench left it) / 38.1 s; int_pupil_weeks 9.9 / 8.7 against 14.4 / 12.2 s, the streaks 5.5 /
-    -- 5.3 against 9.8 / 8.4 s. The price is in a full build: int_pupil_weeks reads the marks pupil
-    -- by pupil, and consecutive pupils now lie on different pages of each day. It ran alone 39.8 s
-    -- with the marks in pupil order, 64.9 and 46.5 s in date order, 68.6 s in date and school order
-    -- (one bench each, in different hours; that last rebuild 375.7 s against 363.7 s).
+    -- 5.3 against 9.8 / 8.4 s. A full build of int_pupil_weeks, which read the marks pupil by
+    -- pupil and so from different pages of each day, now reads them a school at a time.
     select
         candidates.*,
         lead(extract_date) over by_version is null as is_latest_version,
