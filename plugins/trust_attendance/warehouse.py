@@ -33,7 +33,8 @@ ADMIN_USER = "warehouse_admin"
 # Memory for dbt's sessions (libpq reads PGOPTIONS): a build sorts and hashes millions of
 # marks, and with PostgreSQL's default 4 MB its sorts spilled to disk even on a 4-school
 # trust. Per sort or hash node, per thread; a PGOPTIONS already set in the environment
-# comes after these, so its values win.
+# comes after these, so its values win. A 1 GB maintenance_work_mem built fct_session_marks'
+# indexes (39 M marks) no faster than 256 MB (benchmarks/RESULTS.md).
 DBT_SESSION_OPTIONS = "-c work_mem=64MB -c maintenance_work_mem=256MB"
 
 
