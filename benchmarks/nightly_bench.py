@@ -6,7 +6,7 @@
    last ten school days amended), end to end; the same night re-run, in process and by a real
    scheduler (LocalExecutor) with Airflow's defaults and with TASK_PROCESS_SETTINGS; with
    --nights N, N - 1 more nights after it (the last shows a night in the steady state);
-4. peak memory (RSS) of each stage;
+4. peak memory (RSS) of each stage, and of the scheduler's processes (PSS) in its re-runs;
 5. where the time goes (Airflow, GX, dbt start-up, SQL, and how long dbt ran one node at a time).
 
     make bench                       # 20 schools, two academic years
@@ -29,6 +29,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -260,11 +261,13 @@ class Trust:
             airflow_command(["dags", "test", DAG_ID, extract_date.isoformat()]), aenv)
         return extract_date, seconds, rss, *airflow_breakdown(Path(aenv["AIRFLOW_HOME"]))
 
-    def rerun_under_scheduler(self, extract_date: dt.date, workers: int, tuned: bool) -> tuple[float, dict, dict]:
+    def rerun_under_scheduler(self, extract_date: dt.date, workers: int,
+                              tuned: bool) -> tuple[float, float, dict, dict]:
         """The night cleared and re-run as a deployment runs it: a scheduler whose LocalExecutor runs
         ``workers`` tasks at a time, each a process of its own, reporting to an API server. ``tuned``:
         with TASK_PROCESS_SETTINGS, else Airflow's defaults. Returns the seconds from the clear to the
-        run's end (the scheduler and API server already up) and the task splits."""
+        run's end (the scheduler and API server already up), the peak memory of the two servers' process
+        trees (PSS, MB) and the task splits."""
         port = free_port()
         aenv = airflow_env({key: self.env[key] for key in ("WAREHOUSE_URL", "TRUST_CONFIG")} | {
             "TRUST_TASK_RETRIES": "0",
@@ -284,6 +287,7 @@ class Trust:
         servers = [subprocess.Popen(airflow_command(args), env=aenv, stdout=log_file, stderr=subprocess.STDOUT,
                                     start_new_session=True)
                    for args, log_file in zip((["api-server", "--port", str(port)], ["scheduler"]), log_files)]
+        peak = PeakMemory({server.pid for server in servers})
         try:
             wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health").status == 200)
             wait_for(lambda: airflow(["jobs", "check", "--job-type", "SchedulerJob"], aenv, capture=True).returncode == 0)
@@ -294,6 +298,7 @@ class Trust:
             wait_for(lambda: latest_run_state(home) in ("success", "failed"), timeout=3600)
             seconds = time.perf_counter() - started
         finally:
+            peak.stop()
             for server in servers:
                 server.terminate()
             for server, log_file in zip(servers, log_files):
@@ -301,7 +306,45 @@ class Trust:
                 log_file.close()
         if latest_run_state(home) != "success":
             raise SystemExit(f"the night under the scheduler failed: see {logs}")
-        return seconds, *airflow_breakdown(home)
+        return seconds, peak.mb, *airflow_breakdown(home)
+
+
+class PeakMemory:
+    """The peak, sampled once a second, of the memory held by processes and all their descendants,
+    as PSS (each shared page divided among the processes sharing it), so that forked task processes
+    sharing their parent's pages are not counted again in full as their RSS would be."""
+
+    def __init__(self, roots: set[int]):
+        self.roots, self.mb, self._stopped = roots, 0.0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stopped.wait(1):
+            self.mb = max(self.mb, self._tree_pss_mb())
+
+    def _tree_pss_mb(self) -> float:
+        parents = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    # After the command's closing parenthesis: state, then the parent's pid.
+                    parents[int(entry.name)] = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
+        tree, grew = set(self.roots), True
+        while grew:
+            children = {pid for pid, parent in parents.items() if parent in tree} - tree
+            tree |= children
+            grew = bool(children)
+        pss_kb = 0
+        for pid in tree:
+            with contextlib.suppress(OSError):
+                pss_kb += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+                               if line.startswith("Pss:"))
+        return pss_kb / 1024
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def stop(server: subprocess.Popen) -> None:
@@ -527,10 +570,12 @@ def main() -> None:
         if not scheduler_modes:
             print(f"   not re-run by a scheduler: it runs no night dated in the future ({extract_date})")
         for tuned in scheduler_modes:
-            scheduler_s, scheduler_tasks, scheduler_stages = trust.rerun_under_scheduler(extract_date, workers, tuned)
+            scheduler_s, scheduler_mb, scheduler_tasks, scheduler_stages = trust.rerun_under_scheduler(
+                extract_date, workers, tuned)
             print(f"   the same night re-run by a scheduler, LocalExecutor, {workers} tasks at a time, "
                   f"{'TASK_PROCESS_SETTINGS' if tuned else 'Airflow defaults'}: {scheduler_s:.1f} s "
-                  f"from the clear to the run's end {trust.checkpoints.note()}")
+                  f"from the clear to the run's end; the scheduler, API server and their workers and tasks "
+                  f"held at most {scheduler_mb:.0f} MB (PSS) {trust.checkpoints.note()}")
             print("   its task seconds: " + task_split(scheduler_tasks, scheduler_stages))
         small_as_of = tenth_of_history_as_of(args.as_of, days_of_history)
         small = Trust(root / "tenth", new_database(server_url, "tenth"), n_schools, small_as_of, history_years=1,
