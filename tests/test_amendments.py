@@ -500,3 +500,37 @@ def test_a_day_that_opens_or_closes_is_redone_everywhere(trust, database_url, mo
     _full_refresh(database_url)
     with engine.connect() as conn:
         assert _incremental_models(conn) == incremental
+
+
+def test_an_amendment_to_last_academic_year_is_redone_in_that_year(trust, database_url, monkeypatch):
+    # Both exports also carry Friday 17 July 2026, the last academic year's (2025/26). HB-1's O
+    # that morning is resolved to I by night 2, which also adds Monday 21 September (2026/27), so
+    # night 2 rewrites periods in both years. The periods' delete is bounded by the least academic
+    # year the night rewrote (macros/incremental.sql): a bound from the wrong end would leave one
+    # year's old rows beside their new ones.
+    for night, am in ((NIGHT_1, "O"), (NIGHT_2, "I")):
+        marks = trust / "drop" / handbuilt.URN / night.isoformat() / "marks.csv"
+        marks.write_text(marks.read_text() + f"{handbuilt.URN},HB-1,2026-07-17,AM,{am},,\n"
+                         f"{handbuilt.URN},HB-1,2026-07-17,PM,\\,,\n"
+                         f"{handbuilt.URN},HB-2,2026-07-17,AM,/,,\n{handbuilt.URN},HB-2,2026-07-17,PM,\\,,\n")
+    monkeypatch.setenv("WAREHOUSE_URL", database_url)
+    _night(database_url, NIGHT_1)
+    _night(database_url, NIGHT_2)
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        last_year = conn.execute(sa.text(
+            "select a.period_type, a.possible_sessions, a.attended_sessions, a.authorised_absence_sessions, "
+            "a.unauthorised_absence_sessions from marts.fct_pupil_attendance_periods a join marts.dim_pupils p "
+            "using (pupil_key) where p.pupil_id = 'HB-1' and a.academic_year = 2025 order by 1")).all()
+        this_year_weeks = conn.execute(sa.text(
+            "select count(*) from marts.fct_pupil_attendance_periods where academic_year = 2026 "
+            "and period_type = 'week'")).scalar()
+        incremental = _incremental_models(conn)
+    # HB-1's only 2025/26 day is its week, half-term and term, once each: AM I (authorised) and
+    # PM \ (present) -> possible 2, attended 1, authorised 1, unauthorised 0 (night 1's O gone).
+    assert [tuple(row) for row in last_year] == [("half_term", 2, 1, 1, 0), ("term", 2, 1, 1, 0), ("week", 2, 1, 1, 0)]
+    # 2026/27: weeks of 7, 14 and 21 September for two pupils, once each.
+    assert this_year_weeks == 3 * 2
+    _full_refresh(database_url)
+    with engine.connect() as conn:
+        assert _incremental_models(conn) == incremental

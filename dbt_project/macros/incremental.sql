@@ -46,3 +46,23 @@
 {% macro earliest_session_date_built_after(since) -%}
     {{ query_value_as_literal("select min(session_date) from (select session_date from " ~ ref('fct_session_marks') ~ " where built_at > " ~ since ~ " offset 0) as built", "date") }}
 {%- endmacro %}
+
+{#- The incremental strategy `bounded_delete_insert`: dbt's delete+insert, its delete held to the rows
+    at or above the least value the new rows hold of each column the model names in `bounded_by`.
+    dbt's delete probes every row of the table for the new rows' keys, so it grows with the history;
+    a bounded column is one of the unique key's, so any row the new rows replace lies within the bound.
+    For fct_pupil_attendance_periods, bounded by academic_year, the previous years' rows are passed
+    over by a comparison instead of each being hashed and probed (at 20 schools, two academic years,
+    the delete 138-151 ms against 198-249 ms, alternated). -#}
+{% macro get_incremental_bounded_delete_insert_sql(arg_dict) -%}
+    {%- set new_rows = arg_dict['temp_relation'] -%}
+    {%- set predicates = (arg_dict['incremental_predicates'] or []) | list -%}
+    {%- for column in config.require('bounded_by') -%}
+        {%- if column not in arg_dict['unique_key'] -%}
+            {{ exceptions.raise_compiler_error("bounded_by: " ~ column ~ " is not in the unique key of " ~ this) }}
+        {%- endif -%}
+        {%- do predicates.append("DBT_INTERNAL_DEST." ~ column ~ " >= (select min(" ~ column ~ ") from " ~ new_rows ~ ")") -%}
+    {%- endfor -%}
+    {{ return(get_delete_insert_merge_sql(arg_dict['target_relation'], new_rows, arg_dict['unique_key'],
+                                          arg_dict['dest_columns'], predicates)) }}
+{%- endmacro %}
