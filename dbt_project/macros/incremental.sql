@@ -52,8 +52,8 @@
     dbt's delete probes every row of the table for the new rows' keys, so it grows with the history;
     a bounded column is one of the unique key's, so any row the new rows replace lies within the bound.
     For fct_pupil_attendance_periods, bounded by academic_year, the previous years' rows are passed
-    over by a comparison instead of each being hashed and probed (at 20 schools, two academic years,
-    the delete 138-151 ms against 198-249 ms, alternated). -#}
+    over by a comparison instead of each being hashed and probed (at 100 schools, two academic
+    years, 5.1 M rows, the delete 1.72-1.95 s against 2.95-3.79 s, alternated). -#}
 {% macro get_incremental_bounded_delete_insert_sql(arg_dict) -%}
     {%- set new_rows = arg_dict['temp_relation'] -%}
     {%- set predicates = (arg_dict['incremental_predicates'] or []) | list -%}
