@@ -4,7 +4,7 @@
         materialized='incremental',
         unique_key=['pupil_key', 'academic_year', 'period_type', 'period_label'],
         incremental_strategy='bounded_delete_insert',
-        bounded_by=['academic_year'],
+        meta={'bounded_by': ['academic_year']},
         on_schema_change='fail',
         indexes=[{'columns': ['pupil_key', 'academic_year']}, {'columns': ['session_marks_built_at']}],
         pre_hook="{{ forget_pupil_rows_from_first_changed_week(pupil_years_at_days_opened_or_closed_since(newest_in_this('session_marks_built_at')), 'period_end_date')
@@ -22,7 +22,8 @@
 -- own counts. When a day opens or closes, a pre-hook first deletes its school's pupils' periods
 -- from that week on (macros/pupil_weeks.sql), and the half-term and term of each one's last
 -- week before it are rewritten too: the week that went may have been their last. dbt's delete of
--- the rows replaced probes only the academic years the night rewrote (bounded_by), not the history.
+-- the rows replaced probes only the academic years from the earliest the night rewrote
+-- (bounded_delete_insert, macros/incremental.sql), not the whole history.
 {% set counts = pupil_week_counts() %}
 {% if is_incremental() %}
 {% set since = newest_in_this('session_marks_built_at') %}
