@@ -68,7 +68,7 @@ def test_watch_list_workbooks_have_every_list_only_their_school_and_rag(loaded_t
             for row in sheet.iter_rows(min_row=2):
                 assert row[1].value in own  # never another school's pupil
                 percent = row[header.index("Attendance percent")]
-                assert percent.fill.fgColor.rgb.endswith(publish.RAG[publish.rag(percent.value)].fgColor.rgb[-6:])
+                assert percent.fill.fgColor.rgb.endswith(publish.RAG[publish.rag(percent.value)].lstrip("#"))
     # HB-1 and HB-2 are persistently absent (hand-built school: 84.2 % and 90.0 %).
     pa = load_workbook(files[handbuilt.URN].workbook)["PA"]
     assert sorted(r[0].value for r in pa.iter_rows(min_row=2)) == ["Ada Lovelace", "Alan Turing"]
@@ -78,6 +78,21 @@ def test_watch_list_workbooks_have_every_list_only_their_school_and_rag(loaded_t
     assert values[0][:3] == ["URN", "School", "Risk of PA"]
     assert [v[0] for v in values[1:]] == [s.urn for s in config.schools]
     assert values[-1][values[0].index("PA")] == 2
+
+
+def test_text_from_the_mis_stays_text_in_the_watch_lists(loaded_trust, tmp_path):
+    # A name that looks like a formula or a link is written as the text it is: opened in Excel,
+    # a formula from an MIS field would run (CSV/formula injection).
+    config, _, _, engine = loaded_trust
+    school = next(s for s in config.schools if s.urn == handbuilt.URN)
+    with engine.connect() as conn:
+        frame = publish.school_pupils(conn, school.urn)
+    frame.loc[frame["pupil_name"] == "Ada Lovelace", "pupil_name"] = '=HYPERLINK("http://example.org","x")'
+    frame.loc[frame["pupil_name"] == "Alan Turing", "pupil_name"] = "http://example.org"
+    files = publish.write_watch_list(frame, school, tmp_path, RUN_DATE)
+    names = {cell.value: cell for cell in (row[0] for row in load_workbook(files.workbook)["PA"].iter_rows(min_row=2))}
+    assert set(names) == {'=HYPERLINK("http://example.org","x")', "http://example.org"}
+    assert all(cell.data_type == "s" and cell.hyperlink is None for cell in names.values())
 
 
 def test_exception_emails_go_to_each_schools_leads_once_with_only_their_pupils(loaded_trust, smtp):

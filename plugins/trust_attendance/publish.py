@@ -24,10 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font, PatternFill
-from openpyxl.utils import get_column_letter
+import xlsxwriter
 
 from .config import School, TrustConfig, hide_in_logs, load_trust_config
 from .load import connect
@@ -76,9 +73,7 @@ SHOWN_COLUMNS = [
     "unauthorised_sessions_10_school_weeks", "consecutive_school_days_absent", "unresolved_n_codes", "stage",
     "suggested_action",
 ]
-RAG = {"red": PatternFill("solid", fgColor="F4B6B6"), "amber": PatternFill("solid", fgColor="FFE29A"),
-       "green": PatternFill("solid", fgColor="C6EFCE")}
-BOLD = Font(bold=True)
+RAG = {"red": "#F4B6B6", "amber": "#FFE29A", "green": "#C6EFCE"}  # the attendance percent's fill
 
 
 def outbox_folder(config: TrustConfig, run_date: dt.date, school_urn: str) -> Path:
@@ -119,60 +114,52 @@ class WatchListFiles:
 
 def write_watch_list(frame: pd.DataFrame, school: School, folder: Path, run_date: dt.date) -> WatchListFiles:
     folder.mkdir(parents=True, exist_ok=True)
-    # Streamed (write-only): a large trust's lists are about a million cells a night, and
-    # openpyxl's in-memory sheets took about a quarter longer (476 against 375 ms a school).
-    workbook = Workbook(write_only=True)
+    stem = f"watch_lists_{school.urn}_{run_date.isoformat()}"
+    xlsx_path, csv_path = folder / f"{stem}.xlsx", folder / f"{stem}.csv"
+    # XlsxWriter, not openpyxl: a large trust's lists are about a million cells a night, and
+    # openpyxl's streamed sheets took a third longer to write them (measured in benchmarks/RESULTS.md).
+    workbook = _workbook(xlsx_path)
+    bold = workbook.add_format({"bold": True})
+    rag_fills = {colour: workbook.add_format({"bg_color": fill}) for colour, fill in RAG.items()}
     counts = {}
     memberships = pd.Series([[] for _ in range(len(frame))], index=frame.index)
     header = [c.replace("_", " ").capitalize() for c in SHOWN_COLUMNS]
     percent_col = SHOWN_COLUMNS.index("attendance_percent")
+    # Python values, blanks as None (which XlsxWriter leaves empty), converted once for every sheet.
+    shown = frame[SHOWN_COLUMNS].astype(object).where(frame[SHOWN_COLUMNS].notna(), None)
     for sheet_name, column in WATCH_LISTS:
-        listed = frame[_on_list(frame, column)]
+        listed = shown[_on_list(frame, column)]
         counts[sheet_name] = len(listed)
         for i in listed.index:
             memberships[i] = memberships[i] + [sheet_name]
-        sheet = workbook.create_sheet(sheet_name)
-        # a streamed sheet's layout is written before its first row
-        sheet.freeze_panes = "A2"
-        sheet.auto_filter.ref = f"A1:{get_column_letter(len(SHOWN_COLUMNS))}{len(listed) + 1}"
-        for n, column_name in enumerate(SHOWN_COLUMNS, start=1):
-            sheet.column_dimensions[get_column_letter(n)].width = 40 if column_name == "suggested_action" else max(10, len(column_name) + 2)
-        sheet.append([_styled(sheet, title, font=BOLD) for title in header])
-        for row in listed[SHOWN_COLUMNS].itertuples(index=False):
-            cells = [_cell(v) for v in row]
-            cells[percent_col] = _styled(sheet, cells[percent_col], fill=RAG[rag(row.attendance_percent)])
-            sheet.append(cells)
-    stem = f"watch_lists_{school.urn}_{run_date.isoformat()}"
-    xlsx_path, csv_path = folder / f"{stem}.xlsx", folder / f"{stem}.csv"
-    workbook.save(xlsx_path)
+        sheet = workbook.add_worksheet(sheet_name)
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, len(listed), len(SHOWN_COLUMNS) - 1)
+        for n, column_name in enumerate(SHOWN_COLUMNS):
+            sheet.set_column(n, n, 40 if column_name == "suggested_action" else max(10, len(column_name) + 2))
+        sheet.write_row(0, 0, header, bold)
+        for row_number, row in enumerate(listed.itertuples(index=False), start=1):
+            sheet.write_row(row_number, 0, row)
+            if row[percent_col] is not None:
+                sheet.write(row_number, percent_col, row[percent_col], rag_fills[rag(row[percent_col])])
+    workbook.close()
     listed = frame.assign(lists=memberships.map("; ".join))
     listed = listed[listed["lists"] != ""]
     listed[["lists", *SHOWN_COLUMNS]].to_csv(csv_path, index=False, quoting=csv.QUOTE_MINIMAL)
     return WatchListFiles(school.urn, xlsx_path, csv_path, counts)
 
 
-def _styled(sheet, value, font: Font | None = None, fill: PatternFill | None = None) -> WriteOnlyCell:
-    cell = WriteOnlyCell(sheet, value)
-    if font:
-        cell.font = font
-    if fill:
-        cell.fill = fill
-    return cell
-
-
-def _cell(value):
-    if isinstance(value, float) and pd.isna(value):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    return value
+def _workbook(path: Path) -> xlsxwriter.Workbook:
+    # Text is written as text: a name or comment from the MIS that begins "=" or "http" is not
+    # made a formula or a link, as XlsxWriter's defaults would.
+    return xlsxwriter.Workbook(str(path), {"strings_to_formulas": False, "strings_to_urls": False})
 
 
 def export_watch_lists(run_date: dt.date, config: TrustConfig | None = None) -> dict[str, WatchListFiles]:
     """Per-school workbooks and CSVs, and the trust summary (counts only, no names).
 
     The lists are read school by school here while writing the workbooks, most of the time
-    (openpyxl, about 0.1 s a school), is shared between one process per core.
+    (about 0.1 s a school), is shared between one process per core.
     """
     config = config or load_trust_config()
     workers = max(1, min(len(config.schools), os.cpu_count() or 1))
@@ -193,18 +180,15 @@ def export_watch_lists(run_date: dt.date, config: TrustConfig | None = None) -> 
 
 
 def write_trust_summary(config: TrustConfig, run_date: dt.date, files: dict[str, WatchListFiles]) -> Path:
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "Watch lists by school"
-    sheet.append(["URN", "School", *[name for name, _ in WATCH_LISTS]])
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for school in config.schools:
-        sheet.append([school.urn, school.name, *[files[school.urn].counts[name] for name, _ in WATCH_LISTS]])
-    sheet.freeze_panes = "C2"
     path = Path(config.outbox_dir) / run_date.isoformat() / f"trust_watch_list_summary_{run_date.isoformat()}.xlsx"
     path.parent.mkdir(parents=True, exist_ok=True)
-    workbook.save(path)
+    workbook = _workbook(path)
+    sheet = workbook.add_worksheet("Watch lists by school")
+    sheet.write_row(0, 0, ["URN", "School", *[name for name, _ in WATCH_LISTS]], workbook.add_format({"bold": True}))
+    for row_number, school in enumerate(config.schools, start=1):
+        sheet.write_row(row_number, 0, [school.urn, school.name, *[files[school.urn].counts[name] for name, _ in WATCH_LISTS]])
+    sheet.freeze_panes(1, 2)
+    workbook.close()
     return path
 
 
