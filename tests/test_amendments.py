@@ -6,6 +6,8 @@ import datetime as dt
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import handbuilt
 from trust_attendance import nightly
 from trust_attendance.cli import airflow_env, run_dag
 from trust_attendance.paths import DBT_PROJECT_DIR, var_dir
-from trust_attendance.warehouse import run_dbt
+from trust_attendance.warehouse import dbt_env, run_dbt
 
 NIGHT_1 = dt.date(2026, 9, 19)   # registers to Friday 18 September
 NIGHT_2 = dt.date(2026, 9, 22)   # registers to Monday 21 September
@@ -534,3 +536,36 @@ def test_an_amendment_to_last_academic_year_is_redone_in_that_year(trust, databa
     _full_refresh(database_url)
     with engine.connect() as conn:
         assert _incremental_models(conn) == incremental
+
+
+def test_a_delete_bounded_by_a_column_outside_the_unique_key_is_refused(database_url, tmp_path):
+    # bounded_delete_insert deletes only rows at or above the new rows' least value of each
+    # bounded column; that is safe only for a column of the unique key (a replaced row then has
+    # the same value). A model bounded by another column must fail to build, not delete too little.
+    # A project of its own holding the strategy's macro and two one-row models, each built twice
+    # (the second build is the incremental one that calls the strategy).
+    project = tmp_path / "bounded"
+    (project / "macros").mkdir(parents=True)
+    shutil.copy(DBT_PROJECT_DIR / "macros" / "incremental.sql", project / "macros")
+    (project / "models").mkdir()
+    (project / "dbt_project.yml").write_text(
+        "name: bounded\nversion: '1.0.0'\nconfig-version: 2\nprofile: trust_attendance\n")
+    for name, unique_key in (("bounded_within_key", "['pupil_key', 'academic_year']"), ("bounded_outside_key", "'pupil_key'")):
+        (project / "models" / f"{name}.sql").write_text(
+            f"{{{{ config(materialized='incremental', incremental_strategy='bounded_delete_insert', "
+            f"unique_key={unique_key}, meta={{'bounded_by': ['academic_year']}}) }}}}\n"
+            "select 1 as pupil_key, 2026 as academic_year\n")
+
+    def build(model: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(Path(sys.executable).with_name("dbt")), "run", "--select", model, "--project-dir", str(project),
+             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(tmp_path / "target"),
+             "--log-path", str(tmp_path / "logs")],
+            env={**os.environ, **dbt_env(database_url)}, capture_output=True, text=True)
+
+    for model in ("bounded_within_key", "bounded_outside_key"):
+        assert build(model).returncode == 0, model  # created: no delete yet
+    assert build("bounded_within_key").returncode == 0
+    refused = build("bounded_outside_key")
+    assert refused.returncode != 0
+    assert "bounded_by: academic_year is not in the unique key" in refused.stdout
