@@ -116,8 +116,8 @@ def write_watch_list(frame: pd.DataFrame, school: School, folder: Path, run_date
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"watch_lists_{school.urn}_{run_date.isoformat()}"
     xlsx_path, csv_path = folder / f"{stem}.xlsx", folder / f"{stem}.csv"
-    # XlsxWriter, not openpyxl: a large trust's lists are about a million cells a night, and
-    # openpyxl's streamed sheets took a third longer to write them (measured in benchmarks/RESULTS.md).
+    # XlsxWriter, not openpyxl: a large trust's lists are about a million cells a night, and with
+    # openpyxl's streamed sheets the whole export took 1.4-1.6 times as long (benchmarks/RESULTS.md).
     workbook = _workbook(xlsx_path)
     bold = workbook.add_format({"bold": True})
     rag_fills = {colour: workbook.add_format({"bg_color": fill}) for colour, fill in RAG.items()}
@@ -126,7 +126,8 @@ def write_watch_list(frame: pd.DataFrame, school: School, folder: Path, run_date
     header = [c.replace("_", " ").capitalize() for c in SHOWN_COLUMNS]
     percent_col = SHOWN_COLUMNS.index("attendance_percent")
     # Python values, blanks as None (which XlsxWriter leaves empty), converted once for every sheet.
-    shown = frame[SHOWN_COLUMNS].astype(object).where(frame[SHOWN_COLUMNS].notna(), None)
+    shown = frame[SHOWN_COLUMNS]
+    shown = shown.astype(object).where(shown.notna(), None)
     for sheet_name, column in WATCH_LISTS:
         listed = shown[_on_list(frame, column)]
         counts[sheet_name] = len(listed)
