@@ -1,6 +1,7 @@
 """Watch lists and exception emails, end to end on a real warehouse and a real SMTP server."""
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 from pathlib import Path
@@ -80,19 +81,31 @@ def test_watch_list_workbooks_have_every_list_only_their_school_and_rag(loaded_t
     assert values[-1][values[0].index("PA")] == 2
 
 
-def test_text_from_the_mis_stays_text_in_the_watch_lists(loaded_trust, tmp_path):
-    # A name that looks like a formula or a link is written as the text it is: opened in Excel,
-    # a formula from an MIS field would run (CSV/formula injection).
+def test_text_from_the_mis_cannot_run_as_a_formula_in_the_watch_lists(loaded_trust, tmp_path):
+    # MIS text that looks like a formula or a link must not run or link when the lists are
+    # opened in a spreadsheet (CSV/formula injection).
     config, _, _, engine = loaded_trust
     school = next(s for s in config.schools if s.urn == handbuilt.URN)
     with engine.connect() as conn:
         frame = publish.school_pupils(conn, school.urn)
-    frame.loc[frame["pupil_name"] == "Ada Lovelace", "pupil_name"] = '=HYPERLINK("http://example.org","x")'
-    frame.loc[frame["pupil_name"] == "Alan Turing", "pupil_name"] = "http://example.org"
+    formula = '=HYPERLINK("http://example.org","x")'
+    ada, alan = frame["pupil_name"] == "Ada Lovelace", frame["pupil_name"] == "Alan Turing"
+    frame.loc[ada, "pupil_name"] = formula
+    frame.loc[alan, ["pupil_name", "form"]] = ["http://example.org", "-1+2"]
     files = publish.write_watch_list(frame, school, tmp_path, RUN_DATE)
+    # The workbook's cells are typed: the same text, written as text, with no link.
     names = {cell.value: cell for cell in (row[0] for row in load_workbook(files.workbook)["PA"].iter_rows(min_row=2))}
-    assert set(names) == {'=HYPERLINK("http://example.org","x")', "http://example.org"}
+    assert set(names) == {formula, "http://example.org"}
     assert all(cell.data_type == "s" and cell.hyperlink is None for cell in names.values())
+    # A CSV's cells are not: text beginning with a formula character gets a leading apostrophe,
+    # other text and the numbers are written as they are.
+    with files.csv.open(newline="") as f:
+        rows = {row["upn"]: row for row in csv.DictReader(f)}
+    [ada_row] = [rows[upn] for upn in frame.loc[ada, "upn"]]
+    [alan_row] = [rows[upn] for upn in frame.loc[alan, "upn"]]
+    assert ada_row["pupil_name"] == "'" + formula
+    assert (alan_row["pupil_name"], alan_row["form"]) == ("http://example.org", "'-1+2")
+    assert float(ada_row["attendance_percent"]) == frame.loc[ada, "attendance_percent"].item()
 
 
 def test_exception_emails_go_to_each_schools_leads_once_with_only_their_pupils(loaded_trust, smtp):

@@ -74,6 +74,8 @@ SHOWN_COLUMNS = [
     "suggested_action",
 ]
 RAG = {"red": "#F4B6B6", "amber": "#FFE29A", "green": "#C6EFCE"}  # the attendance percent's fill
+# A spreadsheet opening a CSV runs a cell that begins with one of these as a formula (CWE-1236).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def outbox_folder(config: TrustConfig, run_date: dt.date, school_urn: str) -> Path:
@@ -146,8 +148,18 @@ def write_watch_list(frame: pd.DataFrame, school: School, folder: Path, run_date
     workbook.close()
     listed = frame.assign(lists=memberships.map("; ".join))
     listed = listed[listed["lists"] != ""]
-    listed[["lists", *SHOWN_COLUMNS]].to_csv(csv_path, index=False, quoting=csv.QUOTE_MINIMAL)
+    listed[["lists", *SHOWN_COLUMNS]].map(_as_spreadsheet_text).to_csv(csv_path, index=False, quoting=csv.QUOTE_MINIMAL)
     return WatchListFiles(school.urn, xlsx_path, csv_path, counts)
+
+
+def _as_spreadsheet_text(value):
+    """Text that a spreadsheet would run as a formula, with a leading apostrophe (OWASP's advice).
+
+    The CSV is for the school's staff and their spreadsheets; a program that needs the MIS's
+    values as they are reads marts.fct_watch_list. The workbook needs no such mark: its cells
+    are typed, and text is written as text (_workbook).
+    """
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) else value
 
 
 def _workbook(path: Path) -> xlsxwriter.Workbook:
