@@ -156,8 +156,8 @@ def _as_spreadsheet_text(value):
     """Text that a spreadsheet would run as a formula, with a leading apostrophe (OWASP's advice).
 
     The CSV is for the school's staff and their spreadsheets; a program that needs the MIS's
-    values as they are reads marts.fct_watch_list. The workbook needs no such mark: its cells
-    are typed, and text is written as text (_workbook).
+    values as they are reads the marts (fct_watch_list, names from dim_pupils). The workbook
+    needs no such mark: its cells are typed, and text is written as text (_workbook).
     """
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) else value
 
