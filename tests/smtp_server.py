@@ -1,18 +1,39 @@
 """A real SMTP server on loopback (aiosmtpd) that keeps what it receives."""
 from __future__ import annotations
 
+import asyncio
 import email
+from collections import Counter
 from email import policy
 
 from aiosmtpd.controller import Controller
 
 
 class Inbox:
+    """What the server received, and from which connection (the client's address and port).
+
+    ``messages_per_session`` makes it act as a relay with a limit per connection, answering
+    MAIL beyond it with 421; ``closes_after_each_message`` as one that ends the session.
+    """
+
     def __init__(self):
         self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.peers: list[tuple[str, int]] = []  # each message's connection
+        self.messages_per_session: int | None = None
+        self.closes_after_each_message = False
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802 - aiosmtpd's hook name
+        if self.messages_per_session is not None and Counter(self.peers)[session.peer] >= self.messages_per_session:
+            return "421 4.7.0 Too many messages on this connection"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=policy.default)))
+        self.peers.append(session.peer)
+        if self.closes_after_each_message:  # after this reply is written
+            asyncio.get_running_loop().call_soon(server.transport.close)
         return "250 Message accepted"
 
 

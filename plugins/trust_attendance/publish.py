@@ -232,14 +232,65 @@ def smtp_settings() -> dict | None:
             "sender": extra.get("from", "attendance-pipeline@localhost")}
 
 
+class SmtpSession:
+    """One SMTP session for a run's emails, opened at the first and closed at the end.
+
+    A trust's relay (Microsoft 365, Google Workspace) wants STARTTLS and a login: a connection
+    per email paid the TCP and TLS handshakes and the login once a school. If the relay has
+    closed the session since the last email (an idle timeout, or a 421 at a limit of messages
+    per connection), the email is sent on a new one.
+    """
+
+    def __init__(self, settings: dict | None):
+        self.settings = settings
+        self._smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> "SmtpSession":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def send(self, message: EmailMessage) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.send_message(message)
+                return
+            except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException) as error:
+                if isinstance(error, smtplib.SMTPResponseException) and error.smtp_code != 421:
+                    raise  # refused for a reason of its own, which a new session would not change
+                log.info("the SMTP relay closed the session (%s); opening another", error)
+                self.close()
+        self._smtp = self._open()
+        self._smtp.send_message(message)
+
+    def _open(self) -> smtplib.SMTP:
+        settings = self.settings
+        smtp_class = smtplib.SMTP_SSL if settings["ssl"] else smtplib.SMTP
+        smtp = smtp_class(settings["host"], settings["port"], timeout=30)
+        try:
+            if settings["starttls"]:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings["user"]:
+                smtp.login(settings["user"], settings["password"] or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def close(self) -> None:
+        if self._smtp is None:
+            return
+        try:
+            self._smtp.quit()
+        except (smtplib.SMTPException, OSError):  # already gone: nothing to say goodbye to
+            self._smtp.close()
+        self._smtp = None
+
+
 def deliver(message: EmailMessage, settings: dict) -> None:
-    smtp_class = smtplib.SMTP_SSL if settings["ssl"] else smtplib.SMTP
-    with smtp_class(settings["host"], settings["port"], timeout=30) as smtp:
-        if settings["starttls"]:
-            smtp.starttls(context=ssl.create_default_context())
-        if settings["user"]:
-            smtp.login(settings["user"], settings["password"] or "")
-        smtp.send_message(message)
+    with SmtpSession(settings) as session:
+        session.send(message)
 
 
 def send_email(to: list[str], subject: str, text: str) -> bool:
@@ -392,8 +443,8 @@ def send_exception_emails(run_date: dt.date, config: TrustConfig | None = None,
     url = warehouse_url()
     # One ledger connection for every school, autocommitted: each row is written before and after
     # its school's SMTP conversation. A connection per school cost about 4 ms each (at 20 schools a
-    # night's emails already sent were checked in 107 ms, now 20).
-    with engine(url).connect() as conn, connect(url, autocommit=True) as ledger:
+    # night's emails already sent were checked in 107 ms, now 20). Likewise one SMTP session.
+    with engine(url).connect() as conn, connect(url, autocommit=True) as ledger, SmtpSession(settings) as mailer:
         ledger.execute(LEDGER_DDL)
         for school in config.schools:
             row = ledger.execute("select status from publish.sent_emails where school_urn = %s and run_date = %s "
@@ -416,7 +467,7 @@ def send_exception_emails(run_date: dt.date, config: TrustConfig | None = None,
             message = render_exception_email(report, sender, attachment)
             _ledger(ledger, school, run_date, message["Message-ID"], "sending")
             if settings:
-                deliver(message, settings)
+                mailer.send(message)
                 outcome[school.urn] = "sent"
             else:  # no SMTP configured (the demo): the email is written to the outbox instead
                 path = outbox_folder(config, run_date, school.urn) / f"exception_email_{school.urn}_{run_date}.eml"
