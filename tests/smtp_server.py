@@ -13,18 +13,20 @@ class Inbox:
     """What the server received, and from which connection (the client's address and port).
 
     ``messages_per_session`` makes it act as a relay with a limit per connection, answering
-    MAIL beyond it with 421; ``closes_after_each_message`` as one that ends the session.
+    MAIL beyond it with ``over_limit_reply`` (421); ``closes_after_each_message`` as one that
+    ends the session.
     """
 
     def __init__(self):
         self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
         self.peers: list[tuple[str, int]] = []  # each message's connection
         self.messages_per_session: int | None = None
+        self.over_limit_reply = "421 4.7.0 Too many messages on this connection"
         self.closes_after_each_message = False
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802 - aiosmtpd's hook name
         if self.messages_per_session is not None and Counter(self.peers)[session.peer] >= self.messages_per_session:
-            return "421 4.7.0 Too many messages on this connection"
+            return self.over_limit_reply
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"

@@ -175,6 +175,17 @@ def test_a_nights_emails_share_one_smtp_session_while_the_relay_keeps_it(loaded_
     assert len(set(smtp.inbox.peers)) == (1 if relay == "keeps the session" else 3)
 
 
+def test_a_refusal_other_than_421_is_raised_not_sent_again_on_a_new_session(loaded_trust, smtp):
+    # A relay that refuses the sender (550) would refuse it on any session: the task fails, and
+    # its retry sends what the ledger shows unsent.
+    config, _, _, _ = loaded_trust
+    smtp.inbox.messages_per_session = 1
+    smtp.inbox.over_limit_reply = "550 5.7.1 Client does not have permissions to send as this sender"
+    with pytest.raises(smtplib.SMTPSenderRefused):
+        publish.send_exception_emails(RUN_DATE + dt.timedelta(days=5), config, send_when_empty=True)
+    assert len(smtp.inbox.messages) == 1
+
+
 def test_nothing_to_report_sends_nothing(loaded_trust):
     config, _, _, _ = loaded_trust
     empty = publish.ExceptionReport(config.schools[0], RUN_DATE, [], *(publish.pd.DataFrame(),) * 3, None)
