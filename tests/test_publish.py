@@ -186,6 +186,25 @@ def test_a_refusal_other_than_421_is_raised_not_sent_again_on_a_new_session(load
     assert len(smtp.inbox.messages) == 1
 
 
+def test_the_emails_keep_to_the_relays_rate(loaded_trust, smtp, monkeypatch):
+    # Exchange Online takes 30 messages a minute from a mailbox and refuses the rest. At 2 a
+    # minute, the third school's email waits until the first was sent a minute ago: 0 + 60 - 0 =
+    # 60 s on a clock that only moves when the session sleeps (the server is real).
+    config, _, _, _ = loaded_trust
+    monkeypatch.setenv("SMTP_MAX_PER_MINUTE", "2")
+    now, slept = [0.0], []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(publish.SmtpSession, "clock", staticmethod(lambda: now[0]))
+    monkeypatch.setattr(publish.SmtpSession, "sleep", staticmethod(sleep))
+    outcome = publish.send_exception_emails(RUN_DATE + dt.timedelta(days=6), config, send_when_empty=True)
+    assert set(outcome.values()) == {"sent"} and len(smtp.inbox.messages) == len(config.schools) == 3
+    assert slept == [60.0]
+
+
 def test_nothing_to_report_sends_nothing(loaded_trust):
     config, _, _, _ = loaded_trust
     empty = publish.ExceptionReport(config.schools[0], RUN_DATE, [], *(publish.pd.DataFrame(),) * 3, None)

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import smtplib
 import ssl
+import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -209,7 +210,7 @@ def write_trust_summary(config: TrustConfig, run_date: dt.date, files: dict[str,
 
 def smtp_settings() -> dict | None:
     """SMTP from the environment (SMTP_HOST, SMTP_PORT, SMTP_USER, SMTP_PASSWORD, SMTP_STARTTLS,
-    SMTP_SSL, SMTP_FROM), else the Airflow connection ``trust_smtp``; None if neither."""
+    SMTP_SSL, SMTP_FROM, SMTP_MAX_PER_MINUTE), else the Airflow connection ``trust_smtp``; None if neither."""
     host = os.environ.get("SMTP_HOST")
     if host:
         hide_in_logs(os.environ.get("SMTP_PASSWORD"))
@@ -219,6 +220,7 @@ def smtp_settings() -> dict | None:
             "starttls": os.environ.get("SMTP_STARTTLS", "false").lower() == "true",
             "ssl": os.environ.get("SMTP_SSL", "false").lower() == "true",
             "sender": os.environ.get("SMTP_FROM", "attendance-pipeline@localhost"),
+            "max_per_minute": int(os.environ.get("SMTP_MAX_PER_MINUTE") or 0) or None,
         }
     try:
         from airflow.sdk import BaseHook
@@ -229,7 +231,8 @@ def smtp_settings() -> dict | None:
     extra = conn.extra_dejson or {}
     return {"host": conn.host, "port": conn.port or 25, "user": conn.login, "password": conn.password,
             "starttls": bool(extra.get("starttls")), "ssl": bool(extra.get("ssl")),
-            "sender": extra.get("from", "attendance-pipeline@localhost")}
+            "sender": extra.get("from", "attendance-pipeline@localhost"),
+            "max_per_minute": int(extra.get("max_per_minute") or 0) or None}
 
 
 class SmtpSession:
@@ -238,12 +241,16 @@ class SmtpSession:
     A trust's relay (Microsoft 365, Google Workspace) wants STARTTLS and a login: a connection
     per email paid the TCP and TLS handshakes and the login once a school. If the relay has
     closed the session since the last email (an idle timeout, or a 421 at a limit of messages
-    per connection), the email is sent on a new one.
+    per connection), the email is sent on a new one. With ``max_per_minute`` it sends no more
+    than that in any minute: Exchange Online takes 30 a minute from a mailbox and refuses the rest.
     """
+
+    clock, sleep = staticmethod(time.monotonic), staticmethod(time.sleep)
 
     def __init__(self, settings: dict | None):
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
+        self._sent_at: deque[float] = deque()  # within the last minute
 
     def __enter__(self) -> "SmtpSession":
         return self
@@ -252,17 +259,28 @@ class SmtpSession:
         self.close()
 
     def send(self, message: EmailMessage) -> None:
+        self._keep_to_the_rate()
         if self._smtp is not None:
             try:
                 self._smtp.send_message(message)
-                return
             except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException) as error:
                 if isinstance(error, smtplib.SMTPResponseException) and error.smtp_code != 421:
                     raise  # refused for a reason of its own, which a new session would not change
                 log.info("the SMTP relay closed the session (%s); opening another", error)
                 self.close()
-        self._smtp = self._open()
-        self._smtp.send_message(message)
+        if self._smtp is None:
+            self._smtp = self._open()
+            self._smtp.send_message(message)
+        self._sent_at.append(self.clock())
+
+    def _keep_to_the_rate(self) -> None:
+        limit = self.settings.get("max_per_minute")
+        while limit and len(self._sent_at) >= limit:
+            wait = self._sent_at[0] + 60 - self.clock()
+            if wait > 0:
+                log.info("%d emails sent in the last minute (SMTP_MAX_PER_MINUTE): waiting %.0f s", limit, wait)
+                self.sleep(wait)
+            self._sent_at.popleft()
 
     def _open(self) -> smtplib.SMTP:
         settings = self.settings
