@@ -250,7 +250,7 @@ class SmtpSession:
     def __init__(self, settings: dict | None):
         self.settings = settings
         self._smtp: smtplib.SMTP | None = None
-        self._sent_at: deque[float] = deque()  # when each email went, until it is a minute old
+        self._sent_at: deque[float] = deque()  # when each email went; the rate looks back a minute
 
     def __enter__(self) -> "SmtpSession":
         return self
