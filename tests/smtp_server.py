@@ -14,7 +14,8 @@ class Inbox:
 
     ``messages_per_session`` makes it act as a relay with a limit per connection, answering
     MAIL beyond it with ``over_limit_reply`` (421); ``closes_after_each_message`` as one that
-    ends the session.
+    ends the session; ``drops_message_number`` as one whose connection is lost as that message's
+    data ends (counting every message sent to it), so the message is neither accepted nor kept.
     """
 
     def __init__(self):
@@ -23,6 +24,8 @@ class Inbox:
         self.messages_per_session: int | None = None
         self.over_limit_reply = "421 4.7.0 Too many messages on this connection"
         self.closes_after_each_message = False
+        self.drops_message_number: int | None = None
+        self.data_received = 0
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802 - aiosmtpd's hook name
         if self.messages_per_session is not None and Counter(self.peers)[session.peer] >= self.messages_per_session:
@@ -32,6 +35,10 @@ class Inbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.data_received += 1
+        if self.data_received == self.drops_message_number:  # before any reply: the client hears nothing
+            server.transport.abort()
+            return "451 4.3.0 never written: the connection is gone"
         self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=policy.default)))
         self.peers.append(session.peer)
         if self.closes_after_each_message:  # after this reply is written

@@ -157,22 +157,30 @@ def test_smtp_down_then_back_sends_each_email_exactly_once(loaded_trust, smtp, m
     assert len(subjects) == len(set(subjects)) == len(config.schools)
 
 
-# How the relay treats a session, and the night (days after RUN_DATE) each case sends for in the ledger.
-RELAYS = {"keeps the session": 2, "answers 421 after one message": 3, "closes the session after each message": 4}
+# How the relay treats a session: the night (days after RUN_DATE) each case sends for in the
+# ledger, and the connections the three schools' emails arrive on.
+RELAYS = {"keeps the session": (2, 1), "answers 421 after one message": (3, 3),
+          "closes the session after each message": (4, 3),
+          # the second email is lost with the connection before the relay accepts it: it goes again
+          # on a new session, with the third
+          "drops the connection during the second email": (7, 2)}
 
 
 @pytest.mark.parametrize("relay", RELAYS)
 def test_a_nights_emails_share_one_smtp_session_while_the_relay_keeps_it(loaded_trust, smtp, relay):
     # A relay's TLS handshake and login are paid once a night, not once a school; a relay that
-    # ends the session (a limit per connection, an idle timeout) still gets every email, once.
+    # ends the session (a limit per connection, an idle timeout, a lost connection) still gets
+    # every email, once.
     config, _, _, _ = loaded_trust
+    night, connections = RELAYS[relay]
     smtp.inbox.messages_per_session = 1 if relay == "answers 421 after one message" else None
     smtp.inbox.closes_after_each_message = relay == "closes the session after each message"
-    outcome = publish.send_exception_emails(RUN_DATE + dt.timedelta(days=RELAYS[relay]), config, send_when_empty=True)
+    smtp.inbox.drops_message_number = 2 if relay == "drops the connection during the second email" else None
+    outcome = publish.send_exception_emails(RUN_DATE + dt.timedelta(days=night), config, send_when_empty=True)
     assert set(outcome.values()) == {"sent"}
     subjects = [m["Subject"] for _, m in smtp.inbox.messages]
     assert len(subjects) == len(set(subjects)) == len(config.schools) == 3
-    assert len(set(smtp.inbox.peers)) == (1 if relay == "keeps the session" else 3)
+    assert len(set(smtp.inbox.peers)) == connections
 
 
 def test_a_refusal_other_than_421_is_raised_not_sent_again_on_a_new_session(loaded_trust, smtp):
