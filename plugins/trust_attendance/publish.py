@@ -241,8 +241,9 @@ class SmtpSession:
     A trust's relay (Microsoft 365, Google Workspace) wants STARTTLS and a login: a connection
     per email paid the TCP and TLS handshakes and the login once a school. If the relay has
     closed the session since the last email (an idle timeout, or a 421 at a limit of messages
-    per connection), or the connection is lost during the email, it is sent on a new one. With ``max_per_minute`` it sends no more
-    than that in any minute: Exchange Online takes 30 a minute from a mailbox and refuses the rest.
+    per connection), or the connection is lost during the email, it is sent on a new one. With
+    ``max_per_minute`` it sends no more than that in any minute: Exchange Online takes 30 a
+    minute from a mailbox and refuses the rest.
     """
 
     clock, sleep = staticmethod(time.monotonic), staticmethod(time.sleep)
