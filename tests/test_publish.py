@@ -157,13 +157,16 @@ def test_smtp_down_then_back_sends_each_email_exactly_once(loaded_trust, smtp, m
     assert len(subjects) == len(set(subjects)) == len(config.schools)
 
 
-# How the relay treats a session: the night (days after RUN_DATE) each case sends for in the
-# ledger, and the connections the three schools' emails arrive on.
-RELAYS = {"keeps the session": (2, 1), "answers 421 after one message": (3, 3),
-          "closes the session after each message": (4, 3),
-          # the second email is lost with the connection before the relay accepts it: it goes again
-          # on a new session, with the third
-          "drops the connection during the second email": (7, 2)}
+# How the relay treats a session (the test server's settings for it), the night (days after
+# RUN_DATE) each case sends for in the ledger, and the connections the three schools' emails arrive on.
+RELAYS = {
+    "keeps the session": ({}, 2, 1),
+    "answers 421 after one message": ({"messages_per_session": 1}, 3, 3),
+    "closes the session after each message": ({"closes_after_each_message": True}, 4, 3),
+    # the second email is lost with the connection before the relay accepts it: it goes again on a
+    # new session, with the third
+    "drops the connection during the second email": ({"drops_message_number": 2}, 7, 2),
+}
 
 
 @pytest.mark.parametrize("relay", RELAYS)
@@ -172,10 +175,9 @@ def test_a_nights_emails_share_one_smtp_session_while_the_relay_keeps_it(loaded_
     # ends the session (a limit per connection, an idle timeout, a lost connection) still gets
     # every email, once.
     config, _, _, _ = loaded_trust
-    night, connections = RELAYS[relay]
-    smtp.inbox.messages_per_session = 1 if relay == "answers 421 after one message" else None
-    smtp.inbox.closes_after_each_message = relay == "closes the session after each message"
-    smtp.inbox.drops_message_number = 2 if relay == "drops the connection during the second email" else None
+    behaviour, night, connections = RELAYS[relay]
+    for setting, value in behaviour.items():
+        setattr(smtp.inbox, setting, value)
     outcome = publish.send_exception_emails(RUN_DATE + dt.timedelta(days=night), config, send_when_empty=True)
     assert set(outcome.values()) == {"sent"}
     subjects = [m["Subject"] for _, m in smtp.inbox.messages]
