@@ -397,9 +397,11 @@ class Checkpoints:
     that neither PostgreSQL's buffers nor the operating system's cache held, so a stage slowed by
     a cold cache can be told from one slow in its own work. Of those reads, it says what the stage's
     own processes (Python, dbt, Airflow, GX: the files they import and open) read; the rest is the
-    PostgreSQL server's, which runs outside the stage. And it names the tables and indexes from which
+    PostgreSQL server's, which runs outside the stage. It names the tables and indexes from which
     PostgreSQL read the most pages into its buffers (from the OS's cache or the disks; autovacuum's
-    reads among them), so a stage's reads can be put to what it reads."""
+    reads among them), so a stage's reads can be put to what it reads. And it says how many of the
+    machine's cores were busy on average, and how many waited on the disks: a stage that keeps one
+    core of two busy is a chain of steps one after another, which more cores would not shorten."""
 
     RELATION_READS = """
         select relid, schemaname || '.' || relname, heap_blks_read + coalesce(toast_blks_read, 0)
@@ -434,7 +436,7 @@ class Checkpoints:
         with load.connect(self.stage_url, autocommit=True) as conn:
             self.relation_reads = {oid: n for oid, _, n in conn.execute(self.RELATION_READS).fetchall()}
         self.settle_s = time.perf_counter() - started
-        self.disk, self.own_read = disk_sectors(), None
+        self.disk, self.cpu, self.own_read = disk_sectors(), cpu_ticks(), None
 
     def forced(self) -> int:
         """Checkpoints requested since the last settle: the stage's WAL forced them."""
@@ -446,8 +448,17 @@ class Checkpoints:
         read, written = (now - before for now, before in zip(disk_sectors(), self.disk))
         own = "" if self.own_read is None else f" ({self.own_read * 512 / 2**20:,.0f} MB by its own processes)"
         return (f"(begun after a CHECKPOINT of {self.settle_s:.1f} s; its WAL forced {self.forced()} more; "
-                f"disks read {read * 512 / 2**20:,.0f} MB{own}, written {written * 512 / 2**20:,.0f} MB; "
-                f"{self.relations_read()})")
+                f"{self.cores_busy()}; disks read {read * 512 / 2**20:,.0f} MB{own}, "
+                f"written {written * 512 / 2**20:,.0f} MB; {self.relations_read()})")
+
+    def cores_busy(self) -> str:
+        """The machine's cores busy on average since the last settle (every process, the server's too),
+        and those idle waiting on the disks; and, on a virtual machine whose host took time, that."""
+        busy, waiting, stolen, total = (now - before for now, before in zip(cpu_ticks(), self.cpu))
+        cores = os.cpu_count() or 1
+        share = (lambda ticks: ticks / total * cores) if total else (lambda ticks: 0.0)
+        return (f"cores busy {share(busy):.2f} of {cores}, waiting on the disks {share(waiting):.2f}"
+                + (f", taken by the host {share(stolen):.2f}" if stolen else ""))
 
     def relations_read(self) -> str:
         """What PostgreSQL read into its buffers since the last settle (in 8 kB pages, its default), and from
@@ -470,6 +481,16 @@ def disk_sectors() -> tuple[int, int]:
             fields = stat.read_text().split()
             read, written = read + int(fields[2]), written + int(fields[6])
     return read, written
+
+
+def cpu_ticks() -> tuple[int, int, int, int]:
+    """The machine's CPU time so far in clock ticks, summed over its cores (Linux's /proc/stat): busy
+    (user, nice, system, interrupts), idle waiting on the disks (iowait), taken by a virtual machine's
+    host (steal), and in all."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(ticks) for ticks in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9])
+    busy = user + nice + system + irq + softirq
+    return busy, iowait, steal, busy + idle + iowait + steal
 
 
 def new_database(server_url: str, name: str) -> str:
