@@ -453,12 +453,13 @@ class Checkpoints:
 
     def cores_busy(self) -> str:
         """The machine's cores busy on average since the last settle (every process, the server's too),
-        and those idle waiting on the disks; and, on a virtual machine whose host took time, that."""
-        busy, waiting, stolen, total = (now - before for now, before in zip(cpu_ticks(), self.cpu))
+        and those idle waiting on the disks; and, on a virtual machine whose host took a hundredth of a
+        core or more, that."""
+        *ticks, total = (now - before for now, before in zip(cpu_ticks(), self.cpu))
         cores = os.cpu_count() or 1
-        share = (lambda ticks: ticks / total * cores) if total else (lambda ticks: 0.0)
-        return (f"cores busy {share(busy):.2f} of {cores}, waiting on the disks {share(waiting):.2f}"
-                + (f", taken by the host {share(stolen):.2f}" if stolen else ""))
+        busy, waiting, stolen = (n / total * cores if total else 0.0 for n in ticks)
+        return (f"cores busy {busy:.2f} of {cores}, waiting on the disks {waiting:.2f}"
+                + (f", taken by the host {stolen:.2f}" if stolen >= 0.005 else ""))
 
     def relations_read(self) -> str:
         """What PostgreSQL read into its buffers since the last settle (in 8 kB pages, its default), and from
