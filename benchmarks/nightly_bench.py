@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -33,6 +34,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
@@ -142,24 +145,72 @@ def dbt_running_alone(results: dict, n: int = 4) -> str:
 LATEST_RUN = f"(select run_id from dag_run where dag_id = '{DAG_ID}' order by id desc limit 1)"
 
 
-def airflow_breakdown(home: Path) -> tuple[dict[str, float], dict[str, float]]:
-    """From the Airflow metadata DB: seconds per task (summed over mapped instances), and seconds
-    per stage inside the per-school tasks (summed from their XComs)."""
+class CoreSamples:
+    """The machine's CPU ticks (cpu_ticks) sampled five times a second while a night runs, so that the
+    cores busy while each of its tasks ran can be read off: a task that keeps one core of two busy is
+    a chain of steps, which only running more of them side by side would shorten."""
+
+    def __init__(self):
+        self.samples = [self._sample()]
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _sample() -> tuple[float, int, int]:
+        busy, _, _, total = cpu_ticks()
+        return time.time(), busy, total
+
+    def _run(self) -> None:
+        while not self._stopped.wait(0.2):
+            self.samples.append(self._sample())
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+        self.samples.append(self._sample())
+
+    def cores_busy(self, spans: list[tuple[float, float]]) -> float:
+        """The cores busy on average over these (start, end) spans (Unix times), the counts read
+        between samples by linear interpolation."""
+        moments, busy, total = (np.array(column, dtype=float) for column in zip(*self.samples))
+        starts, ends = (np.array(column, dtype=float) for column in zip(*spans))
+        busy_ticks = (np.interp(ends, moments, busy) - np.interp(starts, moments, busy)).sum()
+        all_ticks = (np.interp(ends, moments, total) - np.interp(starts, moments, total)).sum()
+        return busy_ticks / all_ticks * (os.cpu_count() or 1) if all_ticks else 0.0
+
+
+@dataclasses.dataclass
+class TaskSplit:
+    """A night's seconds by task (its mapped instances summed) and by stage of the school tasks
+    (summed from their XComs), and the machine's cores busy on average while each task's instances ran."""
+
+    seconds: dict[str, float]
+    stages: dict[str, float]
+    cores: dict[str, float]
+
+    def __str__(self) -> str:
+        return (", ".join(f"{task} {seconds} ({self.cores[task]:.2f} cores busy)"
+                          for task, seconds in sorted(self.seconds.items()))
+                + " (ingest_school: " + ", ".join(f"{stage} {seconds}" for stage, seconds in self.stages.items()) + ")")
+
+
+def airflow_breakdown(home: Path, cores: CoreSamples) -> TaskSplit:
+    """The latest run's task split, from the Airflow metadata DB and the CPU samples taken while it ran."""
     conn = sqlite3.connect(home / "airflow.db")
-    rows = conn.execute("select task_id, sum((julianday(end_date) - julianday(start_date)) * 86400) from task_instance "
-                        f"where run_id = {LATEST_RUN} group by task_id").fetchall()
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for task, start, end in conn.execute(  # as Unix times: the DB keeps UTC
+            "select task_id, (julianday(start_date) - 2440587.5) * 86400, (julianday(end_date) - 2440587.5) * 86400 "
+            f"from task_instance where run_id = {LATEST_RUN} and start_date is not null and end_date is not null"):
+        spans.setdefault(task, []).append((start, end))
     stages: dict[str, float] = {}
     for (value,) in conn.execute("select value from xcom where task_id = 'ingest_school' and key = 'return_value' "
                                  f"and run_id = {LATEST_RUN}"):
         for stage, seconds in json.loads(value)["seconds"].items():
             stages[stage] = stages.get(stage, 0) + seconds
-    return ({task: round(seconds or 0, 1) for task, seconds in rows},
-            {stage: round(seconds, 1) for stage, seconds in stages.items()})
-
-
-def task_split(tasks: dict[str, float], stages: dict[str, float]) -> str:
-    return (", ".join(f"{task} {seconds}" for task, seconds in sorted(tasks.items()))
-            + " (ingest_school: " + ", ".join(f"{stage} {seconds}" for stage, seconds in stages.items()) + ")")
+    return TaskSplit({task: round(sum(end - start for start, end in task_spans), 1) for task, task_spans in spans.items()},
+                     {stage: round(seconds, 1) for stage, seconds in stages.items()},
+                     {task: cores.cores_busy(task_spans) for task, task_spans in spans.items()})
 
 
 INGEST_CODE = """
@@ -247,7 +298,7 @@ class Trust:
         seconds, rss, _, self.checkpoints.own_read = timed_child(dbt_cmd, {**self.env, **dbt_env(self.url)})
         return seconds, rss
 
-    def night(self, extract_date: dt.date | None = None) -> tuple[dt.date, float, float, dict, dict]:
+    def night(self, extract_date: dt.date | None = None) -> tuple[dt.date, float, float, TaskSplit]:
         """The next night's exports, run end to end through the real DAG; with ``extract_date``,
         that night again (a re-run, as when a data team clears a night's run in Airflow)."""
         os.environ["TRUST_VAR_DIR"] = str(self.work)
@@ -257,17 +308,21 @@ class Trust:
                            | {"TRUST_TASK_RETRIES": "0"})
         airflow(["db", "migrate"], aenv, capture=True).check_returncode()
         self.checkpoints.settle()
-        seconds, rss, _, self.checkpoints.own_read = timed_child(
-            airflow_command(["dags", "test", DAG_ID, extract_date.isoformat()]), aenv)
-        return extract_date, seconds, rss, *airflow_breakdown(Path(aenv["AIRFLOW_HOME"]))
+        cores = CoreSamples()
+        try:
+            seconds, rss, _, self.checkpoints.own_read = timed_child(
+                airflow_command(["dags", "test", DAG_ID, extract_date.isoformat()]), aenv)
+        finally:
+            cores.stop()
+        return extract_date, seconds, rss, airflow_breakdown(Path(aenv["AIRFLOW_HOME"]), cores)
 
     def rerun_under_scheduler(self, extract_date: dt.date, workers: int,
-                              tuned: bool) -> tuple[float, float, dict, dict]:
+                              tuned: bool) -> tuple[float, float, TaskSplit]:
         """The night cleared and re-run as a deployment runs it: a scheduler whose LocalExecutor runs
         ``workers`` tasks at a time, each a process of its own, reporting to an API server. ``tuned``:
         with TASK_PROCESS_SETTINGS, else Airflow's defaults. Returns the seconds from the clear to the
         run's end (the scheduler and API server already up), the peak memory of the two servers' process
-        trees (PSS, MB) and the task splits."""
+        trees (PSS, MB) and the task split."""
         port = free_port()
         aenv = airflow_env({key: self.env[key] for key in ("WAREHOUSE_URL", "TRUST_CONFIG")} | {
             "TRUST_TASK_RETRIES": "0",
@@ -287,7 +342,7 @@ class Trust:
         servers = [subprocess.Popen(airflow_command(args), env=aenv, stdout=log_file, stderr=subprocess.STDOUT,
                                     start_new_session=True)
                    for args, log_file in zip((["api-server", "--port", str(port)], ["scheduler"]), log_files)]
-        peak = PeakMemory({server.pid for server in servers})
+        peak, cores = PeakMemory({server.pid for server in servers}), CoreSamples()
         try:
             wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health").status == 200)
             wait_for(lambda: airflow(["jobs", "check", "--job-type", "SchedulerJob"], aenv, capture=True).returncode == 0)
@@ -299,6 +354,7 @@ class Trust:
             seconds = time.perf_counter() - started
         finally:
             peak.stop()
+            cores.stop()
             for server in servers:
                 server.terminate()
             for server, log_file in zip(servers, log_files):
@@ -306,7 +362,7 @@ class Trust:
                 log_file.close()
         if latest_run_state(home) != "success":
             raise SystemExit(f"the night under the scheduler failed: see {logs}")
-        return seconds, peak.mb, *airflow_breakdown(home)
+        return seconds, peak.mb, airflow_breakdown(home, cores)
 
 
 class PeakMemory:
@@ -572,55 +628,55 @@ def main() -> None:
         print(f"   dbt ran {dbt_running_alone(dbt_results)}")
 
         # 3. One incremental night through the real DAG, and the same night on a tenth of the history.
-        extract_date, night_s, night_rss, tasks, stages = trust.night()
+        extract_date, night_s, night_rss, split = trust.night()
         dbt_results = dbt_run_results(trust.work)
         elapsed, sql = dbt_breakdown(dbt_results)
         print(f"\n3. incremental night ({extract_date}: a new day per school + 1 % of ten days amended), "
               f"airflow dags test end to end: {night_s:.1f} s (target <= 120 s) {trust.checkpoints.note()}")
-        print("   task seconds: " + task_split(tasks, stages))
+        print(f"   task seconds: {split}")
         print(f"   in dbt: {elapsed:.1f} s (SQL summed over its threads: {sql:.1f} s); Airflow start-up and scheduling "
-              f"{night_s - sum(tasks.values()):.1f} s")
+              f"{night_s - sum(split.seconds.values()):.1f} s")
         print(f"   slowest models (s): {slowest_models(dbt_results)}")
         print(f"   dbt ran {dbt_running_alone(dbt_results)}")
-        _, rerun_s, _, rerun_tasks, rerun_stages = trust.night(extract_date)
+        _, rerun_s, _, rerun = trust.night(extract_date)
         print(f"   the same night re-run (every school's batch replaced, nothing new): {rerun_s:.1f} s "
-              f"(dbt_build {rerun_tasks.get('dbt_build')} s against {tasks.get('dbt_build')} s) "
+              f"(dbt_build {rerun.seconds.get('dbt_build')} s against {split.seconds.get('dbt_build')} s) "
               f"{trust.checkpoints.note()}")
-        print("   its task seconds: " + task_split(rerun_tasks, rerun_stages))
+        print(f"   its task seconds: {rerun}")
         # Airflow 3's scheduler leaves a run dated in the future waiting (`airflow dags test` runs it).
         scheduler_modes = (False, True) if extract_date <= dt.date.today() else ()
         if not scheduler_modes:
             print(f"   not re-run by a scheduler: it runs no night dated in the future ({extract_date})")
         for tuned in scheduler_modes:
-            scheduler_s, scheduler_mb, scheduler_tasks, scheduler_stages = trust.rerun_under_scheduler(
+            scheduler_s, scheduler_mb, scheduler_split = trust.rerun_under_scheduler(
                 extract_date, workers, tuned)
             print(f"   the same night re-run by a scheduler, LocalExecutor, {workers} tasks at a time, "
                   f"{'TASK_PROCESS_SETTINGS' if tuned else 'Airflow defaults'}: {scheduler_s:.1f} s "
                   f"from the clear to the run's end; the scheduler, API server and their workers and tasks "
                   f"held at most {scheduler_mb:.0f} MB (PSS) {trust.checkpoints.note()}")
-            print("   its task seconds: " + task_split(scheduler_tasks, scheduler_stages))
+            print(f"   its task seconds: {scheduler_split}")
         small_as_of = tenth_of_history_as_of(args.as_of, days_of_history)
         small = Trust(root / "tenth", new_database(server_url, "tenth"), n_schools, small_as_of, history_years=1,
                       pupils_on_roll=pupils_on_roll)
         small.ingest()
         small.rebuild()
-        small_date, small_night_s, _, small_tasks, _ = small.night()
+        small_date, small_night_s, _, small_split = small.night()
         print(f"   the same night on a tenth of the history (same schools, registers from September to {small_as_of}, "
               f"{small.marks:,} marks = {small.marks / rows:.2f} of the history): {small_night_s:.1f} s "
-              f"(dbt_build {small_tasks.get('dbt_build')} s) -> full history / tenth = {night_s / small_night_s:.2f} "
+              f"(dbt_build {small_split.seconds.get('dbt_build')} s) -> full history / tenth = {night_s / small_night_s:.2f} "
               f"(target <= 2) {small.checkpoints.note()}")
         if args.nights > 1:
             # The first night comes straight after the rebuild, which wrote the marks in pupil order: its reads
             # of recent marks find them spread through every page. Later nights append theirs in date order.
             later = [trust.night() for _ in range(args.nights - 1)]
-            last_date, last_s, _, last_tasks, last_stages = later[-1]
+            last_date, last_s, _, last_split = later[-1]
             dbt_results = dbt_run_results(trust.work)
             print(f"   {len(later)} more nights, each the next school day, through the DAG: "
                   + ", ".join(f"{seconds:.1f}" for _, seconds, *_ in later) + " s (their dbt_build "
-                  + ", ".join(f"{tasks.get('dbt_build')}" for *_, tasks, _ in later) + " s)")
+                  + ", ".join(f"{night_split.seconds.get('dbt_build')}" for *_, night_split in later) + " s)")
             print(f"   the last of them ({last_date}, night {args.nights}): {last_s:.1f} s (target <= 120 s) "
                   f"{trust.checkpoints.note()}")
-            print("   its task seconds: " + task_split(last_tasks, last_stages))
+            print(f"   its task seconds: {last_split}")
             print(f"   its slowest models (s): {slowest_models(dbt_results)}")
             print(f"   its dbt ran {dbt_running_alone(dbt_results)}")
             night_rss = max(night_rss, *(rss for _, _, rss, *_ in later))
