@@ -121,25 +121,66 @@ def dbt_breakdown(results: dict) -> tuple[float, float]:
     return results["elapsed_time"], sum(r["execution_time"] for r in results["results"])
 
 
+def node_spans(results: dict) -> dict[str, tuple[float, float]]:
+    """Each node's (start, end) as Unix times, from run_results.json's timings."""
+    spans = {}
+    for result in results["results"]:
+        moments = [dt.datetime.fromisoformat(t[key].replace("Z", "+00:00")).timestamp()
+                   for t in result["timing"] for key in ("started_at", "completed_at")]
+        if moments:
+            spans[result["unique_id"]] = (min(moments), max(moments))
+    return spans
+
+
+def node_name(unique_id: str) -> str:
+    return unique_id.split(".")[2]
+
+
 def dbt_running_alone(results: dict, n: int = 4) -> str:
     """When dbt ran one node at a time, from run_results.json: the seconds in which exactly one node
     (model, seed or test) was running, and the nodes that ran alone longest. With two cores and four
-    threads, those stretches are the critical path: nothing else could use the other core."""
-    spans = []
-    for result in results["results"]:
-        moments = [dt.datetime.fromisoformat(t[key].replace("Z", "+00:00"))
-                   for t in result["timing"] for key in ("started_at", "completed_at")]
-        if moments:
-            spans.append((min(moments).timestamp(), max(moments).timestamp(), result["unique_id"].split(".")[2]))
-    edges = sorted({moment for start, end, _ in spans for moment in (start, end)})
+    threads, nothing else could use the other core then."""
+    spans = node_spans(results)
+    edges = sorted({moment for span in spans.values() for moment in span})
     alone: dict[str, float] = {}
     for start, end in zip(edges, edges[1:]):
-        running = [name for s, e, name in spans if s <= start and e >= end]
+        running = [node_name(uid) for uid, (s, e) in spans.items() if s <= start and e >= end]
         if len(running) == 1:
             alone[running[0]] = alone.get(running[0], 0) + end - start
     longest = [(name, s) for name, s in sorted(alone.items(), key=lambda item: -item[1])[:n] if s >= 0.05]
     return (f"{sum(alone.values()):.1f} s with one node running (" + ", ".join(f"{name} {s:.1f}" for name, s in longest)
             + ")")
+
+
+def dbt_critical_path(var: Path, results: dict) -> str:
+    """The chain of nodes that set the length of dbt's run, walked back from the node that ended last:
+    before each, the latest to end of what it waited for, which under `dbt build` is its parents and
+    their data tests (a model's children wait for its tests). A node off this chain could be faster
+    without the run ending sooner; one on it shortens the run by its own seconds at most."""
+    nodes = json.loads((var / "dbt" / "target" / "manifest.json").read_text())["nodes"]
+    spans = {uid: span for uid, span in node_spans(results).items() if uid in nodes}
+    tests_of: dict[str, list[str]] = {}
+    for uid in spans:
+        if uid.startswith("test."):
+            for parent in nodes[uid]["depends_on"]["nodes"]:
+                tests_of.setdefault(parent, []).append(uid)
+    chain, node = [], max(spans, key=lambda uid: spans[uid][1])
+    while node:
+        chain.append(node)
+        parents = [parent for parent in nodes[node]["depends_on"]["nodes"] if parent in spans]
+        waited_for = parents + [test for parent in parents for test in tests_of.get(parent, [])
+                                if test != node and node not in nodes[test]["depends_on"]["nodes"]]
+        # dbt's timings are rounded, so a node may seem to start a moment before what it waited for ended
+        ended = [uid for uid in waited_for if spans[uid][1] <= spans[node][0] + 0.05]
+        node = max(ended, key=lambda uid: spans[uid][1], default=None)
+    chain.reverse()
+    seconds = {uid: spans[uid][1] - spans[uid][0] for uid in chain}
+    models = [uid for uid in chain if uid.startswith("model.")]
+    tests = sum(seconds[uid] for uid in chain if uid.startswith("test."))
+    waits = spans[chain[-1]][1] - spans[chain[0]][0] - sum(seconds.values())
+    return (f"{len(models)} models {sum(seconds[uid] for uid in models):.1f} s, {len(chain) - len(models)} other "
+            f"nodes (data tests {tests:.1f} s) and dbt's waits between them {waits:.1f} s: "
+            + " > ".join(f"{node_name(uid)} {seconds[uid]:.1f}" for uid in models))
 
 
 LATEST_RUN = f"(select run_id from dag_run where dag_id = '{DAG_ID}' order by id desc limit 1)"
@@ -626,6 +667,7 @@ def main() -> None:
               f"dbt start-up/parse {rebuild_s - elapsed:.1f} s {trust.checkpoints.note()}")
         print(f"   slowest models (s): {slowest_models(dbt_results)}")
         print(f"   dbt ran {dbt_running_alone(dbt_results)}")
+        print(f"   dbt's critical path: {dbt_critical_path(trust.work, dbt_results)}")
 
         # 3. One incremental night through the real DAG, and the same night on a tenth of the history.
         extract_date, night_s, night_rss, split = trust.night()
@@ -638,6 +680,7 @@ def main() -> None:
               f"{night_s - sum(split.seconds.values()):.1f} s")
         print(f"   slowest models (s): {slowest_models(dbt_results)}")
         print(f"   dbt ran {dbt_running_alone(dbt_results)}")
+        print(f"   dbt's critical path: {dbt_critical_path(trust.work, dbt_results)}")
         _, rerun_s, _, rerun = trust.night(extract_date)
         print(f"   the same night re-run (every school's batch replaced, nothing new): {rerun_s:.1f} s "
               f"(dbt_build {rerun.seconds.get('dbt_build')} s against {split.seconds.get('dbt_build')} s) "
@@ -679,6 +722,7 @@ def main() -> None:
             print(f"   its task seconds: {last_split}")
             print(f"   its slowest models (s): {slowest_models(dbt_results)}")
             print(f"   its dbt ran {dbt_running_alone(dbt_results)}")
+            print(f"   its dbt's critical path: {dbt_critical_path(trust.work, dbt_results)}")
             night_rss = max(night_rss, *(rss for _, _, rss, *_ in later))
 
         print(f"\n4. peak RSS: ingest process {ingest_rss:.0f} MB, dbt rebuild {rebuild_rss:.0f} MB, "
