@@ -168,10 +168,13 @@ def dbt_critical_path(var: Path, results: dict) -> str:
     while node:
         chain.append(node)
         parents = [parent for parent in nodes[node]["depends_on"]["nodes"] if parent in spans]
-        waited_for = parents + [test for parent in parents for test in tests_of.get(parent, [])
-                                if test != node and node not in nodes[test]["depends_on"]["nodes"]]
-        # dbt's timings are rounded, so a node may seem to start a moment before what it waited for ended
-        ended = [uid for uid in waited_for if spans[uid][1] <= spans[node][0] + 0.05]
+        # A test waits for the models it tests, not for their other tests.
+        waited_for = parents + ([] if node.startswith("test.") else [
+            test for parent in parents for test in tests_of.get(parent, [])
+            if node not in nodes[test]["depends_on"]["nodes"]])
+        # dbt's timings are rounded, so a node may seem to start a moment before what it waited for ended;
+        # a node already walked is not taken again, so that this slack cannot lead round in a circle.
+        ended = [uid for uid in waited_for if spans[uid][1] <= spans[node][0] + 0.05 and uid not in chain]
         node = max(ended, key=lambda uid: spans[uid][1], default=None)
     chain.reverse()
     seconds = {uid: spans[uid][1] - spans[uid][0] for uid in chain}
