@@ -189,30 +189,50 @@ def dbt_critical_path(var: Path, results: dict) -> str:
 LATEST_RUN = f"(select run_id from dag_run where dag_id = '{DAG_ID}' order by id desc limit 1)"
 
 
-class CoreSamples:
-    """The machine's CPU ticks (cpu_ticks) sampled five times a second while a night runs, so that the
-    cores busy while each of its tasks ran can be read off: a task that keeps one core of two busy is
-    a chain of steps, which only running more of them side by side would shorten."""
+class Sampler:
+    """Calls ``sample`` every ``interval`` seconds in a thread of its own, from its making until ``stop``."""
+
+    interval = 1.0
 
     def __init__(self):
-        self.samples = [self._sample()]
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    @staticmethod
-    def _sample() -> tuple[float, int, int]:
-        busy, _, _, total = cpu_ticks()
-        return time.time(), busy, total
+    def sample(self) -> None:
+        raise NotImplementedError
 
     def _run(self) -> None:
-        while not self._stopped.wait(0.2):
-            self.samples.append(self._sample())
+        while not self._stopped.wait(self.interval):
+            self.sample()
 
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join()
-        self.samples.append(self._sample())
+
+
+class CoreSamples(Sampler):
+    """The machine's CPU ticks (cpu_ticks) sampled five times a second while a night runs, so that the
+    cores busy while each of its tasks ran can be read off: a task that keeps one core of two busy is
+    a chain of steps, which only running more of them side by side would shorten."""
+
+    interval = 0.2
+
+    def __init__(self):
+        self.samples = [self._now()]
+        super().__init__()
+
+    @staticmethod
+    def _now() -> tuple[float, int, int]:
+        busy, _, _, total = cpu_ticks()
+        return time.time(), busy, total
+
+    def sample(self) -> None:
+        self.samples.append(self._now())
+
+    def stop(self) -> None:
+        super().stop()
+        self.samples.append(self._now())
 
     def cores_busy(self, spans: list[tuple[float, float]]) -> float:
         """The cores busy on average over these (start, end) spans (Unix times), the counts read
@@ -409,19 +429,17 @@ class Trust:
         return seconds, peak.mb, airflow_breakdown(home, cores)
 
 
-class PeakMemory:
+class PeakMemory(Sampler):
     """The peak, sampled once a second, of the memory held by processes and all their descendants,
     as PSS (each shared page divided among the processes sharing it), so that forked task processes
     sharing their parent's pages are not counted again in full as their RSS would be."""
 
     def __init__(self, roots: set[int]):
-        self.roots, self.mb, self._stopped = roots, 0.0, threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
+        self.roots, self.mb = roots, 0.0
+        super().__init__()
 
-    def _sample(self) -> None:
-        while not self._stopped.wait(1):
-            self.mb = max(self.mb, self._tree_pss_mb())
+    def sample(self) -> None:
+        self.mb = max(self.mb, self._tree_pss_mb())
 
     def _tree_pss_mb(self) -> float:
         parents = {}
@@ -441,10 +459,6 @@ class PeakMemory:
                 pss_kb += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
                                if line.startswith("Pss:"))
         return pss_kb / 1024
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join()
 
 
 def stop(server: subprocess.Popen) -> None:
