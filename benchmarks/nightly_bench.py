@@ -186,6 +186,14 @@ def dbt_critical_path(var: Path, results: dict) -> str:
             + " > ".join(f"{node_name(uid)} {seconds[uid]:.1f}" for uid in models))
 
 
+def dbt_report(var: Path, results: dict, its: str = "") -> str:
+    """The lines a dbt run gets under a stage: its slowest models, when it ran one node at a time,
+    and its critical path; ``its`` begins each line ("its " under the last of several nights)."""
+    return (f"   {its}slowest models (s): {slowest_models(results)}\n"
+            f"   {its}dbt ran {dbt_running_alone(results)}\n"
+            f"   {its}dbt's critical path: {dbt_critical_path(var, results)}")
+
+
 LATEST_RUN = f"(select run_id from dag_run where dag_id = '{DAG_ID}' order by id desc limit 1)"
 
 
@@ -682,9 +690,7 @@ def main() -> None:
         print(f"\n2. full rebuild (dbt build --full-refresh): {rebuild_s:.1f} s (target <= 600 s); "
               f"dbt's own run {elapsed:.1f} s (SQL summed over its threads {sql:.1f} s), "
               f"dbt start-up/parse {rebuild_s - elapsed:.1f} s {trust.checkpoints.note()}")
-        print(f"   slowest models (s): {slowest_models(dbt_results)}")
-        print(f"   dbt ran {dbt_running_alone(dbt_results)}")
-        print(f"   dbt's critical path: {dbt_critical_path(trust.work, dbt_results)}")
+        print(dbt_report(trust.work, dbt_results))
 
         # 3. One incremental night through the real DAG, and the same night on a tenth of the history.
         extract_date, night_s, night_rss, split = trust.night()
@@ -695,9 +701,7 @@ def main() -> None:
         print(f"   task seconds: {split}")
         print(f"   in dbt: {elapsed:.1f} s (SQL summed over its threads: {sql:.1f} s); Airflow start-up and scheduling "
               f"{night_s - sum(split.seconds.values()):.1f} s")
-        print(f"   slowest models (s): {slowest_models(dbt_results)}")
-        print(f"   dbt ran {dbt_running_alone(dbt_results)}")
-        print(f"   dbt's critical path: {dbt_critical_path(trust.work, dbt_results)}")
+        print(dbt_report(trust.work, dbt_results))
         _, rerun_s, _, rerun = trust.night(extract_date)
         print(f"   the same night re-run (every school's batch replaced, nothing new): {rerun_s:.1f} s "
               f"(dbt_build {rerun.seconds.get('dbt_build')} s against {split.seconds.get('dbt_build')} s) "
@@ -737,9 +741,7 @@ def main() -> None:
             print(f"   the last of them ({last_date}, night {args.nights}): {last_s:.1f} s (target <= 120 s) "
                   f"{trust.checkpoints.note()}")
             print(f"   its task seconds: {last_split}")
-            print(f"   its slowest models (s): {slowest_models(dbt_results)}")
-            print(f"   its dbt ran {dbt_running_alone(dbt_results)}")
-            print(f"   its dbt's critical path: {dbt_critical_path(trust.work, dbt_results)}")
+            print(dbt_report(trust.work, dbt_results, "its "))
             night_rss = max(night_rss, *(rss for _, _, rss, *_ in later))
 
         print(f"\n4. peak RSS: ingest process {ingest_rss:.0f} MB, dbt rebuild {rebuild_rss:.0f} MB, "
