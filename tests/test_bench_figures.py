@@ -18,10 +18,14 @@ spec.loader.exec_module(bench)
 T0 = dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.timezone.utc)
 
 
+def _moment(seconds: float) -> str:
+    """A time ``seconds`` after T0, as dbt's run_results.json writes it."""
+    return (T0 + dt.timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
 def _result(unique_id: str, start: float, end: float) -> dict:
-    moment = lambda seconds: (T0 + dt.timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")  # noqa: E731
-    return {"unique_id": unique_id, "timing": [{"name": "execute", "started_at": moment(start),
-                                                "completed_at": moment(end)}]}
+    return {"unique_id": unique_id, "timing": [{"name": "execute", "started_at": _moment(start),
+                                                "completed_at": _moment(end)}]}
 
 
 def test_dbt_critical_path_walks_back_through_what_each_node_waited_for(tmp_path):
