@@ -5,23 +5,8 @@
 -- Indexed by school: each school's watch lists and exception email read its rows
 -- (a query per school a night: a table scan took 50 ms at 100 schools, the index a few).
 {% set persistent_lates = var('persistent_lates_in_4_weeks', 4) %}
-{#- The sums over each pupil's last school weeks: (column, pupil-week measure, school weeks). -#}
-{% set window_sums = [
-    ('unauthorised_sessions_10_school_weeks', 'unauthorised_absence_sessions', 10),
-    ('late_sessions_4_school_weeks', 'late_sessions', 4),
-    ('possible_sessions_4_school_weeks', 'possible_sessions', 4),
-    ('absence_sessions_4_school_weeks', 'absence_sessions', 4)] %}
-{#- The school weeks read: the longest window, as at the end of last week (weeks_ago = 1). -#}
-{% set school_weeks_read = (window_sums | map(attribute='2') | max) + 1 %}
-{#- The year-to-date counts the criteria take, as this year's totals less the weeks since. -#}
-{% set year_to_date_measures = ['possible', 'attended', 'absence'] %}
-
 with reporting as (
     {{ reporting_as_at() }}
-),
-
-school_now as (
-    {{ schools_as_at() }}
 ),
 
 offsets as (
@@ -33,61 +18,26 @@ year_to_date as (
     where academic_year = (select academic_year from reporting)
 ),
 
-weeks_read_from as (
-    -- The earliest week the windows below sum: the first of any school's last school weeks read
-    -- (last week's ten-week window: 11). A week starts on or after six days before its first school
-    -- day. Bounding the weeks read by it leaves older weeks unread, so the read is the same size
-    -- in July as in September.
-    select min(days.session_date) - 6 as week_start_date
-    from {{ ref('int_school_days') }} as days
-    inner join school_now on days.school_urn = school_now.school_urn
-    where days.school_week_number > school_now.school_week_number - {{ school_weeks_read }}
-),
-
-recent_weeks as (
-    -- Sums over each enrolment's last school weeks as at the end of this school week
-    -- (weeks_ago = 0) and of the one before; and, this academic year, what the weeks after that
-    -- end added, to take off the year's totals.
-    select
-        weeks.pupil_key,
-        offsets.weeks_ago,
-        {% for column, measure, weeks_in_window in window_sums %}
-        sum(case when weeks.school_week_number <= school_now.school_week_number - offsets.weeks_ago
-                  and weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago - {{ weeks_in_window }}
-                 then weeks.{{ measure }} else 0 end) as {{ column }},
-        {% endfor %}
-        {% for measure in year_to_date_measures %}
-        sum(case when weeks.school_week_number > school_now.school_week_number - offsets.weeks_ago
-                  and weeks.academic_year = (select academic_year from reporting)
-                 then weeks.{{ measure }}_sessions else 0 end) as {{ measure }}_sessions_since{{ "," if not loop.last }}
-        {% endfor %}
-    from {{ ref('int_pupil_weeks') }} as weeks
-    inner join school_now on weeks.school_urn = school_now.school_urn
-    cross join offsets
-    where weeks.week_start_date >= (select week_start_date from weeks_read_from)
-      and weeks.school_week_number > school_now.school_week_number - {{ school_weeks_read }}
-    group by weeks.pupil_key, offsets.weeks_ago
-),
-
 windows as (
-    -- Every enrolment with marks this year, as at each week's end: its year to date is this
-    -- academic year's totals (fct_pupil_attendance) less what the weeks since added. Summing
-    -- every week of the year instead grew with the year (12 weeks in November, 39 in July).
+    -- Every enrolment with marks this year, as at each week's end: its sums over its last school
+    -- weeks (none if it had no school week among them), and its year to date: this academic
+    -- year's totals (fct_pupil_attendance) less what the weeks since added. Summing every week
+    -- of the year instead grew with the year (12 weeks in November, 39 in July).
     select
         year_to_date.pupil_key,
         year_to_date.school_urn,
         offsets.weeks_ago,
-        {% for column, _, _ in window_sums %}
-        coalesce(recent_weeks.{{ column }}, 0) as {{ column }},
-        {% endfor %}
-        {% for measure in year_to_date_measures %}
-        year_to_date.{{ measure }}_sessions - coalesce(recent_weeks.{{ measure }}_sessions_since, 0)
-            as year_to_date_{{ measure }}_sessions{{ "," if not loop.last }}
-        {% endfor %}
+        coalesce(recent.unauthorised_sessions_10_school_weeks, 0) as unauthorised_sessions_10_school_weeks,
+        coalesce(recent.late_sessions_4_school_weeks, 0) as late_sessions_4_school_weeks,
+        coalesce(recent.possible_sessions_4_school_weeks, 0) as possible_sessions_4_school_weeks,
+        coalesce(recent.absence_sessions_4_school_weeks, 0) as absence_sessions_4_school_weeks,
+        year_to_date.possible_sessions - coalesce(recent.possible_sessions_since, 0) as year_to_date_possible_sessions,
+        year_to_date.attended_sessions - coalesce(recent.attended_sessions_since, 0) as year_to_date_attended_sessions,
+        year_to_date.absence_sessions - coalesce(recent.absence_sessions_since, 0) as year_to_date_absence_sessions
     from year_to_date
     cross join offsets
-    left join recent_weeks
-        on year_to_date.pupil_key = recent_weeks.pupil_key and offsets.weeks_ago = recent_weeks.weeks_ago
+    left join {{ ref('int_pupil_week_windows') }} as recent
+        on year_to_date.pupil_key = recent.pupil_key and offsets.weeks_ago = recent.weeks_ago
 ),
 
 criteria as (
