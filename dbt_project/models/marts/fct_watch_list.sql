@@ -14,15 +14,17 @@ offsets as (
 ),
 
 year_to_date as (
-    select * from {{ ref('fct_pupil_attendance') }}
+    -- This academic year's session counts, the rows fct_pupil_attendance adds characteristics
+    -- and rates to: read from where it reads them, this model builds beside it, not after it.
+    select * from {{ ref('int_pupil_academic_years__sessions') }}
     where academic_year = (select academic_year from reporting)
 ),
 
 windows as (
     -- Every enrolment with marks this year, as at each week's end: its sums over its last school
     -- weeks (none if it had no school week among them), and its year to date: this academic
-    -- year's totals (fct_pupil_attendance) less what the weeks since added. Summing every week
-    -- of the year instead grew with the year (12 weeks in November, 39 in July).
+    -- year's totals less what the weeks since added. Summing every week of the year instead
+    -- grew with the year (12 weeks in November, 39 in July).
     select
         year_to_date.pupil_key,
         year_to_date.school_urn,
@@ -80,7 +82,7 @@ select
     year_to_date.pupil_key,
     year_to_date.school_urn,
     (select as_of_date from reporting) as as_of_date,
-    year_to_date.attendance_rate,
+    {{ safe_ratio('year_to_date.attended_sessions', 'year_to_date.possible_sessions') }} as attendance_rate,
     cast(year_to_date.possible_sessions as {{ dbt.type_int() }}) as possible_sessions,
     cast(year_to_date.absence_sessions as {{ dbt.type_int() }}) as absence_sessions,
     cast(year_to_date.unauthorised_absence_sessions as {{ dbt.type_int() }}) as unauthorised_absence_sessions,
