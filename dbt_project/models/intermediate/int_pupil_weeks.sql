@@ -67,14 +67,18 @@ marks as (
     union all
     -- the marks before it of the pupil-years changed earlier, a day at a time along the unique
     -- (session_date, pupil_key, session_name) index (offset 0 keeps each day a lookup: joined,
-    -- PostgreSQL read each pupil's every mark along the pupil_key index)
+    -- PostgreSQL read each pupil's every mark along the pupil_key index). Each pupil-year reads
+    -- its own year's marks: a pupil changed in both years early in September would otherwise
+    -- read this year's first days twice.
     select of_day.*
     from changed
     cross join generate_series(changed.first_changed_week, {{ range_from }} - 1, interval '1 day') as days_before (day)
     cross join lateral (
         select *
         from {{ ref('fct_session_marks') }} as stored
-        where stored.session_date = cast(days_before.day as date) and stored.pupil_key = changed.pupil_key
+        where stored.session_date = cast(days_before.day as date)
+          and stored.pupil_key = changed.pupil_key
+          and stored.academic_year = changed.academic_year
         offset 0
     ) as of_day
     where changed.first_changed_week < {{ range_from }}
